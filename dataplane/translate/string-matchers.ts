@@ -1,0 +1,52 @@
+// Compiles Istio StringMatch objects ({exact|prefix|regex}) once, at translate time.
+// Regexes use RE2 (linear time, Istio's syntax) and must match the whole value, as in Envoy.
+
+import RE2 from 're2';
+import type { StringMatcher } from '../snapshot/types.js';
+
+export type Compiled<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const regexCache = new Map<string, Compiled<(value: string) => boolean>>();
+
+/** A whole-string RE2 matcher, or the RE2 syntax error. Cached: the same source compiles once. */
+export function compileRegex(source: string): Compiled<(value: string) => boolean> {
+  const cached = regexCache.get(source);
+  if (cached) return cached;
+  let result: Compiled<(value: string) => boolean>;
+  try {
+    const re = new RE2(`^(?:${source})$`, 'u');
+    result = { ok: true, value: (value: string) => re.test(value) };
+  } catch (err) {
+    result = { ok: false, error: `invalid RE2 regex ${JSON.stringify(source)}: ${(err as Error).message}` };
+  }
+  if (regexCache.size > 10_000) regexCache.clear();
+  regexCache.set(source, result);
+  return result;
+}
+
+/** Compiles `{exact|prefix|regex}`; `ignoreCase` applies to exact and prefix (Istio's ignoreUriCase). */
+export function compileStringMatch(spec: unknown, ignoreCase = false): Compiled<StringMatcher> {
+  if (spec === null || typeof spec !== 'object') return { ok: false, error: 'must be an object with exact, prefix or regex' };
+  const s = spec as Record<string, unknown>;
+  const kinds = ['exact', 'prefix', 'regex'].filter((k) => s[k] !== undefined);
+  if (kinds.length !== 1) return { ok: false, error: 'must set exactly one of exact, prefix, regex' };
+  const kind = kinds[0] as 'exact' | 'prefix' | 'regex';
+  const raw = s[kind];
+  if (typeof raw !== 'string') return { ok: false, error: `${kind} must be a string` };
+  if (kind === 'regex') {
+    const re = compileRegex(raw);
+    return re.ok ? { ok: true, value: { kind: 'regex', source: raw, test: re.value } } : re;
+  }
+  return { ok: true, value: { kind, value: ignoreCase ? raw.toLowerCase() : raw, ignoreCase } };
+}
+
+export function stringMatches(m: StringMatcher, value: string): boolean {
+  switch (m.kind) {
+    case 'exact':
+      return (m.ignoreCase ? value.toLowerCase() : value) === m.value;
+    case 'prefix':
+      return (m.ignoreCase ? value.toLowerCase() : value).startsWith(m.value);
+    case 'regex':
+      return m.test(value);
+  }
+}
