@@ -106,6 +106,8 @@ export interface VirtualHost {
   name: string; // "httpbin.example.com:80"
   domains: string[];
   routes: Route[];
+  /** A server with tls.httpsRedirect covers this host: every request gets a 301 to https. */
+  httpsRedirect?: boolean;
 }
 
 export type StringMatcher =

@@ -1,0 +1,93 @@
+// Standalone mode's source: YAML files and folders, watched, feeding the object store.
+// A file that fails to parse keeps its last good objects in the store and is reported.
+
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import type { StoredObject } from '../config/resources.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { listConfigFiles, loadConfigFiles, type LoadProblem } from './yaml-files.js';
+
+export interface FileSourceOptions {
+  paths: string[];
+  defaultNamespace: string;
+  /** How often file stamps are compared (fs.watch events trigger a check at once too). */
+  pollIntervalMs?: number;
+  debounceMs?: number;
+  onProblems?: (problems: LoadProblem[]) => void;
+}
+
+export class FileSource {
+  private readonly lastGood = new Map<string, StoredObject[]>();
+  private stamps = '';
+  private timer?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private watchers: FSWatcher[] = [];
+
+  constructor(private readonly store: ObjectStore, private readonly options: FileSourceOptions) {}
+
+  /** Loads everything once (synchronously) and starts watching. */
+  start(): LoadProblem[] {
+    const problems = this.reload();
+    this.timer = setInterval(() => this.checkStamps(), this.options.pollIntervalMs ?? 500);
+    this.timer.unref();
+    for (const p of this.options.paths) {
+      try {
+        const w = watch(p, { persistent: false }, () => this.schedule());
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch {
+        // polling still covers it
+      }
+    }
+    return problems;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    clearTimeout(this.debounce);
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+
+  private schedule(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.checkStamps(), this.options.debounceMs ?? 50);
+    this.debounce.unref();
+  }
+
+  private currentStamps(): string {
+    try {
+      return listConfigFiles(this.options.paths)
+        .map((f) => {
+          const st = statSync(f);
+          return `${f}:${st.mtimeMs}:${st.size}`;
+        })
+        .join('\n');
+    } catch (err) {
+      return `error:${(err as Error).message}`;
+    }
+  }
+
+  private checkStamps(): void {
+    if (this.currentStamps() !== this.stamps) this.reload();
+  }
+
+  private reload(): LoadProblem[] {
+    this.stamps = this.currentStamps();
+    const result = loadConfigFiles(this.options.paths, this.options.defaultNamespace);
+    const byFile = new Map<string, StoredObject[]>();
+    for (const f of result.files) byFile.set(f, []);
+    for (const obj of result.objects) byFile.get(obj.origin!.source)?.push(obj);
+    const broken = new Set(result.problems.map((p) => p.file));
+    const next: StoredObject[] = [];
+    for (const [file, objects] of byFile) {
+      // A file with a problem keeps its last good objects: the last good config keeps serving.
+      const keep = broken.has(file) ? this.lastGood.get(file) ?? objects : objects;
+      if (!broken.has(file)) this.lastGood.set(file, objects);
+      next.push(...keep);
+    }
+    for (const file of [...this.lastGood.keys()]) if (!byFile.has(file)) this.lastGood.delete(file);
+    this.store.replaceWhere((o) => o.origin?.source !== undefined && o.origin.source !== 'kubernetes', next);
+    if (result.problems.length > 0) this.options.onProblems?.(result.problems);
+    return result.problems;
+  }
+}

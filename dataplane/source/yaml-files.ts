@@ -1,0 +1,110 @@
+// Reads multi-document YAML files (or folders of them) into Kubernetes-shaped objects,
+// reporting each bad document with its file and position instead of failing the whole load.
+
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { CONFIG_KINDS, type StoredObject } from '../config/resources.js';
+
+export interface LoadProblem {
+  file: string;
+  message: string;
+}
+
+export interface LoadResult {
+  objects: StoredObject[];
+  problems: LoadProblem[];
+  files: string[];
+}
+
+const YAML_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+/** Every YAML file under the given paths (folders are walked, sorted for a stable order). */
+export function listConfigFiles(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  const walk = (p: string) => {
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const entry of readdirSync(p).sort()) {
+        if (entry.startsWith('.')) continue;
+        walk(join(p, entry));
+      }
+    } else if (YAML_EXTENSIONS.has(extname(p))) files.push(p);
+  };
+  for (const p of paths) walk(p);
+  return files;
+}
+
+export function parseConfigText(text: string, file: string, defaultNamespace: string): { objects: StoredObject[]; problems: LoadProblem[] } {
+  const objects: StoredObject[] = [];
+  const problems: LoadProblem[] = [];
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true });
+  } catch (err) {
+    return { objects, problems: [{ file, message: (err as Error).message }] };
+  }
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, i) => {
+    if (doc.errors.length > 0) {
+      problems.push({ file, message: `document ${i + 1}: ${doc.errors[0]!.message}` });
+      return;
+    }
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) return;
+    for (const obj of flattenLists(value)) {
+      const problem = checkObject(obj);
+      if (problem) {
+        problems.push({ file, message: `document ${i + 1}: ${problem}` });
+        continue;
+      }
+      const o = obj as StoredObject;
+      if (!(CONFIG_KINDS as readonly string[]).includes(o.kind)) continue; // other kinds are not Portway's business
+      o.metadata.namespace ??= defaultNamespace;
+      o.origin = { source: file };
+      objects.push(o);
+    }
+  });
+  return { objects, problems };
+}
+
+function flattenLists(value: unknown): unknown[] {
+  if (value && typeof value === 'object' && (value as { kind?: string }).kind === 'List' && Array.isArray((value as { items?: unknown[] }).items)) {
+    return (value as { items: unknown[] }).items;
+  }
+  return [value];
+}
+
+function checkObject(obj: unknown): string | undefined {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return 'not a Kubernetes object';
+  const o = obj as Record<string, any>;
+  if (typeof o.apiVersion !== 'string') return 'apiVersion is required';
+  if (typeof o.kind !== 'string') return 'kind is required';
+  if (!o.metadata || typeof o.metadata.name !== 'string' || !o.metadata.name) return `${o.kind}: metadata.name is required`;
+  return undefined;
+}
+
+export function loadConfigFiles(paths: readonly string[], defaultNamespace: string): LoadResult {
+  const result: LoadResult = { objects: [], problems: [], files: [] };
+  let files: string[];
+  try {
+    files = listConfigFiles(paths);
+  } catch (err) {
+    result.problems.push({ file: paths.join(','), message: (err as Error).message });
+    return result;
+  }
+  result.files = files;
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      result.problems.push({ file, message: (err as Error).message });
+      continue;
+    }
+    const parsed = parseConfigText(text, file, defaultNamespace);
+    result.objects.push(...parsed.objects);
+    result.problems.push(...parsed.problems);
+  }
+  return result;
+}
