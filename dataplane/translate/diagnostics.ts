@@ -5,6 +5,8 @@ import type { Diagnostic } from '../snapshot/types.js';
 
 export class DiagnosticSink {
   readonly items: Diagnostic[] = [];
+  // One rule compiled for several gateways must be reported once.
+  private readonly seen = new Set<string>();
 
   error(obj: StoredObject, field: string, message: string): void {
     this.add('error', obj, field, message);
@@ -15,6 +17,9 @@ export class DiagnosticSink {
   }
 
   private add(severity: Diagnostic['severity'], obj: StoredObject, field: string, message: string): void {
+    const key = `${severity}|${obj.kind}|${obj.metadata.namespace}|${obj.metadata.name}|${field}|${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
     this.items.push({
       severity,
       kind: obj.kind,

@@ -14,6 +14,7 @@ export function compileRegex(source: string): Compiled<(value: string) => boolea
   if (cached) return cached;
   let result: Compiled<(value: string) => boolean>;
   try {
+    new RE2(source, 'u'); // reports errors in the user's own terms
     const re = new RE2(`^(?:${source})$`, 'u');
     result = { ok: true, value: (value: string) => re.test(value) };
   } catch (err) {
