@@ -1,0 +1,133 @@
+// `portway proxy`: parses the command line contract (documented in the README) into options.
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../dataplane/translate/durations.js';
+
+export const PROXY_USAGE = `Usage: portway proxy [options]
+
+  --config PATH[,PATH...]     YAML files or folders (standalone mode); watched for changes.
+                              Without it the proxy reads the Kubernetes API (in-cluster or KUBECONFIG).
+  --source files|kubernetes   force the config source
+  --namespace NS              this proxy pod's namespace (default: $POD_NAMESPACE or "default")
+  --labels k=v,k=v            this proxy pod's labels, matched by Gateway selectors
+  --labels-file PATH          the same, from a downward-API labels file (k="v" per line)
+  --port-map 80=18080,...     Service port -> port to listen on (overrides targetPort translation)
+  --bind-address ADDR         address the gateway listeners bind (default 0.0.0.0)
+  --status-port 15021         readiness (/healthz/ready)
+  --metrics-port 15090        Prometheus (/stats/prometheus)
+  --admin-port 15000          config dump (/config_dump), bound to 127.0.0.1
+  --drain-duration 5s         how long to keep serving after SIGTERM
+  --concurrency N             worker processes (default 1)
+  --access-log text|json|off  access log format on stdout (default text)`;
+
+export interface ProxyOptions {
+  configPaths: string[];
+  source: 'files' | 'kubernetes';
+  namespace: string;
+  labels: Record<string, string>;
+  labelsFile?: string;
+  portMap: Map<number, number>;
+  bindAddress: string;
+  statusPort: number;
+  metricsPort: number;
+  adminPort: number;
+  drainDurationMs: number;
+  concurrency: number;
+  accessLog: 'text' | 'json' | 'off';
+}
+
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(/[,\n]/)) {
+    const trimmed = part.trim();
+    if (!trimmed) continue;
+    const eq = trimmed.indexOf('=');
+    if (eq <= 0) throw new Error(`invalid label ${JSON.stringify(trimmed)}: expected key=value`);
+    // The downward API quotes values: app="istio-ingressgateway".
+    labels[trimmed.slice(0, eq)] = trimmed.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+  }
+  return labels;
+}
+
+function port(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag}: ${JSON.stringify(value)} is not a port number`);
+  return n;
+}
+
+export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ProxyOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      source: { type: 'string' },
+      namespace: { type: 'string' },
+      labels: { type: 'string' },
+      'labels-file': { type: 'string' },
+      'port-map': { type: 'string' },
+      'bind-address': { type: 'string' },
+      'status-port': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'drain-duration': { type: 'string' },
+      concurrency: { type: 'string' },
+      'access-log': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) throw new HelpRequested();
+  const configPaths = values.config ? values.config.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  const source = (values.source ?? (configPaths.length > 0 ? 'files' : 'kubernetes')) as ProxyOptions['source'];
+  if (source !== 'files' && source !== 'kubernetes') throw new Error(`--source: expected files or kubernetes, got ${JSON.stringify(values.source)}`);
+  if (source === 'files' && configPaths.length === 0) throw new Error('--source files needs --config PATH');
+  let labels: Record<string, string> = {};
+  if (values['labels-file']) labels = parseLabels(readFileSync(values['labels-file'], 'utf8'));
+  if (values.labels) labels = { ...labels, ...parseLabels(values.labels) };
+  const portMap = new Map<number, number>();
+  for (const pair of (values['port-map'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [from, to] = pair.split('=');
+    if (from === undefined || to === undefined) throw new Error(`--port-map: invalid entry ${JSON.stringify(pair)}: expected servicePort=listenPort`);
+    portMap.set(port(from, '--port-map'), port(to, '--port-map'));
+  }
+  const drain = parseDuration(values['drain-duration'] ?? '5s');
+  if (typeof drain !== 'number') throw new Error(`--drain-duration: ${drain.error}`);
+  const concurrency = Number(values.concurrency ?? 1);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error('--concurrency: expected a whole number from 1 to 64');
+  const accessLog = (values['access-log'] ?? 'text') as ProxyOptions['accessLog'];
+  if (!['text', 'json', 'off'].includes(accessLog)) throw new Error('--access-log: expected text, json or off');
+  return {
+    configPaths,
+    source,
+    namespace: values.namespace ?? env.POD_NAMESPACE ?? 'default',
+    labels,
+    labelsFile: values['labels-file'],
+    portMap,
+    bindAddress: values['bind-address'] ?? '0.0.0.0',
+    statusPort: port(values['status-port'] ?? '15021', '--status-port'),
+    metricsPort: port(values['metrics-port'] ?? '15090', '--metrics-port'),
+    adminPort: port(values['admin-port'] ?? '15000', '--admin-port'),
+    drainDurationMs: drain,
+    concurrency,
+    accessLog,
+  };
+}
+
+export class HelpRequested extends Error {}
+
+export async function runProxyCommand(argv: string[]): Promise<number> {
+  let options: ProxyOptions;
+  try {
+    options = parseProxyOptions(argv);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(PROXY_USAGE);
+      return 0;
+    }
+    console.error(`portway proxy: ${(err as Error).message}\n\n${PROXY_USAGE}`);
+    return 2;
+  }
+  const { runProxy } = await import('../dataplane/proxy.js');
+  return runProxy(options);
+}
