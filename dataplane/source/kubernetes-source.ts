@@ -137,7 +137,8 @@ class Reflector {
   private watch(resourceVersion: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const watch = new Watch(this.options.kubeConfig);
-      watch.requestTimeoutMs = this.options.watchIdleMs ?? 60_000;
+      // client-node aborts a watch that is silent this long: our watchdog for stuck watches.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = this.options.watchIdleMs ?? 60_000;
       let rv = resourceVersion;
       let failed: unknown;
       watch
