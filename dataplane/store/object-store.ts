@@ -16,20 +16,43 @@ export class ObjectStore extends EventEmitter {
     const previous = this.objects.get(key);
     if (previous && JSON.stringify(previous) === JSON.stringify(obj)) return false;
     this.objects.set(key, obj);
+    this.emit('object', obj);
     this.changed();
     return true;
   }
 
   delete(kind: string, namespace: string | undefined, name: string): boolean {
-    const removed = this.objects.delete(objectKey(kind, namespace, name));
-    if (removed) this.changed();
-    return removed;
+    const key = objectKey(kind, namespace, name);
+    const previous = this.objects.get(key);
+    if (!previous) return false;
+    this.objects.delete(key);
+    this.emit('object', previous, 'deleted');
+    this.changed();
+    return true;
+  }
+
+  /** Every object of one kind (any namespace, or one). */
+  list(kind: string, namespace?: string): StoredObject[] {
+    const out: StoredObject[] = [];
+    for (const obj of this.objects.values()) {
+      if (obj.kind === kind && (namespace === undefined || obj.metadata.namespace === namespace)) out.push(obj);
+    }
+    return out;
   }
 
   /** Replaces every object that `belongs` selects with `objects` in one change (a relist or a file reload). */
   replaceWhere(belongs: (obj: StoredObject) => boolean, objects: readonly StoredObject[]): void {
-    for (const [key, obj] of this.objects) if (belongs(obj)) this.objects.delete(key);
+    const removed: StoredObject[] = [];
+    for (const [key, obj] of this.objects) {
+      if (belongs(obj)) {
+        this.objects.delete(key);
+        removed.push(obj);
+      }
+    }
     for (const obj of objects) this.objects.set(objectKey(obj.kind, obj.metadata.namespace, obj.metadata.name), obj);
+    // Listeners that track single objects (the operator's queue) hear about both sides of a relist.
+    for (const obj of removed) this.emit('object', obj, 'deleted');
+    for (const obj of objects) this.emit('object', obj);
     this.changed();
   }
 
