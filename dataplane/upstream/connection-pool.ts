@@ -1,0 +1,172 @@
+// Connection pools and circuit breakers for one cluster (Istio connectionPool settings):
+// the undici Pool options for one endpoint, and the admission gate that enforces
+// http1MaxPendingRequests, http2MaxRequests, maxConnections (TCP) and maxRetries.
+
+import type { ConnectionOptions } from 'node:tls';
+import { Pool, type Dispatcher } from 'undici';
+import type { Cluster, ConnectionPoolPolicy } from '../snapshot/types.js';
+
+/** Envoy's "unlimited" for circuit-breaker thresholds (2^32 - 1). */
+export const UNLIMITED = 4_294_967_295;
+
+/** Concurrent streams on one upstream HTTP/2 connection (undici's and Envoy's usual 100). */
+const H2_MAX_CONCURRENT_STREAMS = 100;
+
+/** Everything that decides how an endpoint's pool is built; two equal settings share a pool. */
+export interface PoolSettings {
+  scheme: 'http' | 'https';
+  h2: boolean;
+  /** Connections per endpoint: the endpoint's share of maxConnections; null = unlimited. */
+  connections: number | null;
+  connectTimeout: number;
+  keepAliveTimeout: number;
+  /** undici's maxRequestsPerClient (off by one from Envoy's count, see below); 0 = unlimited. */
+  maxRequestsPerClient: number;
+  /** maxRequestsPerConnection 1: every request closes its connection. */
+  closeAfterEachRequest: boolean;
+  tcpKeepAliveDelay?: number;
+  tls?: ConnectionOptions;
+}
+
+export function isH2(cluster: Cluster): boolean {
+  return cluster.protocol === 'h2c' || (cluster.protocol === 'http1' && cluster.policy.connectionPool.h2UpgradePolicy === 'UPGRADE');
+}
+
+/** The share of maxConnections each of `endpointCount` endpoints gets (rounded up, at least 1). */
+export function connectionsPerEndpoint(maxConnections: number, endpointCount: number): number | null {
+  if (maxConnections >= UNLIMITED) return null;
+  return Math.max(1, Math.ceil(maxConnections / Math.max(1, endpointCount)));
+}
+
+export function poolSettingsFor(cluster: Cluster, endpointCount: number, tls: ConnectionOptions | undefined): PoolSettings {
+  const cp = cluster.policy.connectionPool;
+  const perConnection = cp.maxRequestsPerConnection;
+  return {
+    scheme: tls ? 'https' : 'http',
+    h2: isH2(cluster),
+    connections: connectionsPerEndpoint(cp.maxConnections, endpointCount),
+    connectTimeout: cp.connectTimeout,
+    keepAliveTimeout: Math.max(1, cp.httpIdleTimeout),
+    // undici closes a connection after maxRequestsPerClient + 1 requests: ask for one less.
+    maxRequestsPerClient: perConnection > 1 ? perConnection - 1 : 0,
+    closeAfterEachRequest: perConnection === 1,
+    tcpKeepAliveDelay: cp.tcpKeepalive?.time,
+    tls,
+  };
+}
+
+export function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
+  return (
+    a.scheme === b.scheme &&
+    a.h2 === b.h2 &&
+    a.connections === b.connections &&
+    a.connectTimeout === b.connectTimeout &&
+    a.keepAliveTimeout === b.keepAliveTimeout &&
+    a.maxRequestsPerClient === b.maxRequestsPerClient &&
+    a.closeAfterEachRequest === b.closeAfterEachRequest &&
+    a.tcpKeepAliveDelay === b.tcpKeepAliveDelay &&
+    sameTlsOptions(a.tls, b.tls)
+  );
+}
+
+/** Shallow comparison: the TLS module may hand out a new object for the same credentials. */
+export function sameTlsOptions(a: ConnectionOptions | undefined, b: ConnectionOptions | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  const ka = Object.keys(a) as Array<keyof ConnectionOptions>;
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!sameValue(a[k], b[k])) return false;
+  return true;
+}
+
+function sameValue(x: unknown, y: unknown): boolean {
+  if (x === y) return true;
+  if (Buffer.isBuffer(x) && Buffer.isBuffer(y)) return x.equals(y);
+  if (Array.isArray(x) && Array.isArray(y)) return x.length === y.length && x.every((v, i) => sameValue(v, y[i]));
+  return false;
+}
+
+export interface EndpointPool {
+  /** Owns the connections; closed to drain. */
+  pool: Pool;
+  /** What requests go through (the pool, or the pool with `reset: true` on every request). */
+  dispatcher: Dispatcher;
+}
+
+/** An undici Pool for one endpoint origin ("http://10.0.0.1:8080"). */
+export function createEndpointPool(origin: string, s: PoolSettings): EndpointPool {
+  const pool = new Pool(origin, {
+    connections: s.connections,
+    connectTimeout: s.connectTimeout,
+    keepAliveTimeout: s.keepAliveTimeout,
+    keepAliveMaxTimeout: s.keepAliveTimeout,
+    pipelining: s.h2 ? H2_MAX_CONCURRENT_STREAMS : 1,
+    maxRequestsPerClient: s.maxRequestsPerClient || undefined,
+    allowH2: s.h2,
+    maxConcurrentStreams: s.h2 ? H2_MAX_CONCURRENT_STREAMS : undefined,
+    connect: {
+      ...s.tls,
+      // Cleartext HTTP/2 with prior knowledge (h2c): undici's connector marks the socket h2.
+      ...(s.h2 && s.scheme === 'http' ? { useH2c: true } : {}),
+      keepAlive: true,
+      ...(s.tcpKeepAliveDelay !== undefined ? { keepAliveInitialDelay: s.tcpKeepAliveDelay } : {}),
+    } as Pool.Options['connect'],
+  });
+  const dispatcher = s.closeAfterEachRequest && !s.h2
+    ? pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler))
+    : pool;
+  return { pool, dispatcher };
+}
+
+// ---------------------------------------------------------------------------------------
+// Admission: Envoy's per-cluster circuit breakers, counted over leases.
+
+export interface GateLimits {
+  /** Requests (HTTP) or connections (TCP) in flight beyond which new ones are rejected (UO). */
+  maxInFlight: number;
+  /** Concurrent retries across the cluster. */
+  maxRetries: number;
+}
+
+/**
+ * HTTP/1.1: a request needs a connection of its own, so requests beyond maxConnections wait
+ * in the pool, and more than http1MaxPendingRequests waiting overflow; http2MaxRequests caps
+ * requests in flight for every HTTP protocol. HTTP/2: requests multiplex, only
+ * http2MaxRequests applies. TCP: maxConnections connections.
+ */
+export function gateLimitsFor(cluster: Cluster): GateLimits {
+  const cp: ConnectionPoolPolicy = cluster.policy.connectionPool;
+  let maxInFlight: number;
+  if (cluster.protocol === 'tcp' || cluster.protocol === 'tls') maxInFlight = cp.maxConnections;
+  else if (isH2(cluster)) maxInFlight = cp.http2MaxRequests;
+  else maxInFlight = Math.min(cp.http2MaxRequests, cp.maxConnections + cp.http1MaxPendingRequests);
+  return { maxInFlight: Math.min(maxInFlight, Number.MAX_SAFE_INTEGER), maxRetries: cp.maxRetries };
+}
+
+export class AdmissionGate {
+  inFlight = 0;
+  retries = 0;
+
+  constructor(public limits: GateLimits) {}
+
+  tryEnter(): boolean {
+    if (this.inFlight >= this.limits.maxInFlight) return false;
+    this.inFlight++;
+    return true;
+  }
+
+  leave(): void {
+    if (this.inFlight > 0) this.inFlight--;
+  }
+
+  tryAcquireRetry(): boolean {
+    if (this.retries >= this.limits.maxRetries) return false;
+    this.retries++;
+    return true;
+  }
+
+  releaseRetry(): void {
+    if (this.retries > 0) this.retries--;
+  }
+}
