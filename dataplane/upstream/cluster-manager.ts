@@ -26,6 +26,8 @@ export interface ClusterManagerOptions {
   random?: RandomSource;
   /** DNS refresh period for DNS resolution clusters (default 30 s). */
   dnsRefreshInterval?: number;
+  /** A DNS lookup slower than this fails (default 5 s). */
+  dnsTimeout?: number;
   /** close(): pools still draining after this long are destroyed (default 10 s). */
   closeTimeout?: number;
 }
@@ -75,6 +77,7 @@ export class ClusterManager {
       random: this.random,
       resolver: this.resolver,
       dnsRefreshInterval: this.dnsRefreshInterval,
+      dnsTimeout: this.opts.dnsTimeout ?? 5_000,
       tlsOptionsFor: this.opts.tlsOptionsFor,
       metrics: this.metrics.forCluster(cluster.name),
       drain: (pool) => this.drain(pool),

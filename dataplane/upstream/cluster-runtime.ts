@@ -29,6 +29,8 @@ export interface RuntimeDeps {
   random: RandomSource;
   resolver: Resolver;
   dnsRefreshInterval: number;
+  /** A lookup that takes longer counts as failed (the last good answer stays). */
+  dnsTimeout: number;
   tlsOptionsFor?: TlsOptionsFor;
   metrics: ClusterMetrics;
   /** Closes a pool gracefully (in-flight requests finish); the manager tracks it until done. */
@@ -68,7 +70,8 @@ export class ClusterRuntime {
   private dnsNames: string[] = [];
   private readonly resolved = new Map<string, string[]>();
   private dnsTimer: NodeJS.Timeout | undefined;
-  private resolving: Promise<void> | undefined;
+  private dnsRound = 0;
+  private readonly dnsAppliedRound = new Map<string, number>();
 
   constructor(
     cluster: Cluster,
@@ -358,7 +361,12 @@ export class ClusterRuntime {
 
   private updateDnsNames(): void {
     const names = [...new Set(this.cluster.endpoints.map((e) => e.address).filter((a) => !isIP(a)))].sort();
-    for (const name of this.resolved.keys()) if (!names.includes(name)) this.resolved.delete(name);
+    for (const name of this.resolved.keys()) {
+      if (!names.includes(name)) {
+        this.resolved.delete(name);
+        this.dnsAppliedRound.delete(name);
+      }
+    }
     const added = names.some((n) => !this.dnsNames.includes(n));
     this.dnsNames = names;
     if (names.length === 0) {
@@ -377,32 +385,33 @@ export class ClusterRuntime {
     this.dnsTimer = undefined;
     this.dnsNames = [];
     this.resolved.clear();
+    this.dnsAppliedRound.clear();
   }
 
-  /** Resolves every name; a failed or empty answer keeps the last good one. Resolves when applied. */
-  resolveNow(): Promise<void> {
-    if (this.resolving) return this.resolving;
+  /**
+   * Resolves every name; a failed, empty or timed-out answer keeps the last good one.
+   * Rounds may overlap (a hung lookup must not block the next refresh): per name, an answer
+   * from an older round never replaces one from a newer round. Resolves when applied.
+   */
+  async resolveNow(): Promise<void> {
+    const round = ++this.dnsRound;
     const names = this.dnsNames;
-    this.resolving = (async () => {
-      const answers = await Promise.allSettled(names.map((n) => this.deps.resolver(n)));
-      this.resolving = undefined;
-      if (this.closed) return;
-      let changed = false;
-      names.forEach((name, i) => {
-        const answer = answers[i]!;
-        if (answer.status !== 'fulfilled' || answer.value.length === 0 || !this.dnsNames.includes(name)) return;
-        const addresses = [...new Set(answer.value)].sort();
-        const previous = this.resolved.get(name);
-        if (previous === undefined || previous.join(',') !== addresses.join(',')) {
-          this.resolved.set(name, addresses);
-          changed = true;
-        }
-      });
-      if (changed) this.rebuildHosts();
-      // Names added while this round ran get their own round.
-      if (this.dnsNames.some((n) => !names.includes(n))) await this.resolveNow();
-    })();
-    return this.resolving;
+    const answers = await Promise.allSettled(names.map((n) => withTimeout(this.deps.resolver(n), this.deps.dnsTimeout)));
+    if (this.closed) return;
+    let changed = false;
+    names.forEach((name, i) => {
+      const answer = answers[i]!;
+      if (answer.status !== 'fulfilled' || answer.value.length === 0 || !this.dnsNames.includes(name)) return;
+      if ((this.dnsAppliedRound.get(name) ?? 0) > round) return;
+      this.dnsAppliedRound.set(name, round);
+      const addresses = [...new Set(answer.value)].sort();
+      const previous = this.resolved.get(name);
+      if (previous === undefined || previous.join(',') !== addresses.join(',')) {
+        this.resolved.set(name, addresses);
+        changed = true;
+      }
+    });
+    if (changed) this.rebuildHosts();
   }
 
   // -------------------------------------------------------------------------------------
@@ -463,6 +472,15 @@ export function isUpstreamLease(lease: Lease): lease is UpstreamLease {
 
 export function endpointKey(endpoint: Pick<Endpoint, 'address' | 'port'>): string {
   return `${endpoint.address}:${endpoint.port}`;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function originOf(endpoint: Endpoint, scheme: 'http' | 'https'): string {

@@ -34,6 +34,8 @@ export type RandomSource = () => number; // [0, 1)
 
 export const MAGLEV_TABLE_SIZE = 65537;
 const MAX_RING_SIZE = 8 * 1024 * 1024;
+/** Ring points for a host of the lightest weight, however many hosts there are. */
+const POINTS_PER_HOST = 128;
 
 export function createLoadBalancer<H extends LbHost>(
   policy: LoadBalancerPolicy,
@@ -247,7 +249,13 @@ abstract class HashBalancer<H extends LbHost> implements LoadBalancer<H> {
   }
 }
 
-/** Envoy's ring hash: each host owns points proportional to its weight; at least minimumRingSize points. */
+/**
+ * Ring hash: each host owns points proportional to its weight, at least minimumRingSize in
+ * all. Unlike Envoy, a host of the lightest weight gets at least POINTS_PER_HOST points, so
+ * the point count of a host does not depend on how many hosts there are (once there are a
+ * few): removing one of N hosts then moves only that host's keys. Still a pure function of
+ * the host set, so every gateway replica maps a key to the same host.
+ */
 export class RingHash<H extends LbHost> extends HashBalancer<H> {
   private readonly points: Uint32Array;
   protected readonly slots: Int32Array;
@@ -265,10 +273,11 @@ export class RingHash<H extends LbHost> extends HashBalancer<H> {
       totalWeight += h.weight;
       minWeight = Math.min(minWeight, h.weight);
     }
-    const minNormalized = minWeight / totalWeight;
     const minRing = Math.max(1, minimumRingSize || 1024);
-    const scale = Math.min(Math.ceil(minNormalized * minRing) / minNormalized, MAX_RING_SIZE);
-    const counts = hosts.map((h) => Math.max(1, Math.ceil((h.weight / totalWeight) * scale)));
+    // Points per unit of the lightest weight.
+    let perUnit = Math.max(POINTS_PER_HOST, Math.ceil((minRing * minWeight) / totalWeight));
+    if ((perUnit * totalWeight) / minWeight > MAX_RING_SIZE) perUnit = Math.max(1, Math.floor((MAX_RING_SIZE * minWeight) / totalWeight));
+    const counts = hosts.map((h) => Math.max(1, Math.ceil((h.weight / minWeight) * perUnit)));
     const size = counts.reduce((a, b) => a + b, 0);
     // Sort (hash, host index) pairs as one number: hash * 2^21 + index stays exact in a double.
     const packed = new Float64Array(size);
