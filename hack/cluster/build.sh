@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Builds the pinned control-plane binaries (versions.env) from the Go module proxy into
+# $PORTWAY_CACHE/bin/<tool>-<version>/, skipping whatever is already there.
+#
+#   hack/cluster/build.sh            build what is missing
+#   hack/cluster/build.sh --check    exit 0 if everything is built, 1 otherwise (builds nothing)
+#   hack/cluster/build.sh --print    print the binary paths
+#
+# Environment: PORTWAY_CACHE (default ~/.cache/portway), GOPROXY (go's default).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# Go caches live under PORTWAY_CACHE too, so a fresh clone reuses them and the repo stays clean.
+export GOMODCACHE="$PORTWAY_CACHE/go/mod"
+export GOCACHE="$PORTWAY_CACHE/go/build"
+export GOPATH="$PORTWAY_CACHE/go/path"
+export GOTOOLCHAIN=local   # never download another Go toolchain; fail loudly instead
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOWORK=off
+
+TIMINGS="$PORTWAY_CACHE/logs/build-timings.log"
+
+# The one change made to upstream Kubernetes (see README "Loopback pod IPs"): the apiserver
+# rejects loopback addresses in Endpoints/EndpointSlices (ValidateEndpointIP); we need pods at
+# 127.1.x.y so that a local process can stand in for a pod. Bump the id when the patch changes.
+KUBE_PATCH_ID="allow-loopback-endpoint-ips-1"
+
+# tool name -> "dir|binaries|other files that must exist"
+want() {
+  case "$1" in
+    kubernetes) echo "$KUBE_BIN_DIR|kube-apiserver kube-controller-manager kube-scheduler kubectl|PATCHES-$KUBE_PATCH_ID" ;;
+    etcd) echo "$ETCD_BIN_DIR|etcd|" ;;
+    kwok) echo "$KWOK_BIN_DIR|kwok|stages/pod-ready.yaml" ;;
+    helm) echo "$HELM_BIN_DIR|helm|" ;;
+  esac
+}
+TOOLS=(kubernetes etcd kwok helm)
+
+bins_of() { local s; s="$(want "$1")"; s="${s#*|}"; echo "${s%%|*}"; }
+is_built() {
+  local spec dir b
+  spec="$(want "$1")"; dir="${spec%%|*}"
+  for b in $(bins_of "$1"); do [[ -x "$dir/$b" ]] || return 1; done
+  for b in ${spec##*|}; do [[ -f "$dir/$b" ]] || return 1; done
+}
+
+case "${1:-}" in
+  --check) for t in "${TOOLS[@]}"; do is_built "$t" || exit 1; done; exit 0 ;;
+  --print) for t in "${TOOLS[@]}"; do spec="$(want "$t")"; for b in $(bins_of "$t"); do echo "${spec%%|*}/$b"; done; done; exit 0 ;;
+  "") ;;
+  *) die "unknown argument: $1" ;;
+esac
+
+command -v go >/dev/null || die "go is not installed (needed to build the control plane)"
+mkdir -p "$BIN_ROOT" "$PORTWAY_CACHE/logs" "$PORTWAY_CACHE/src"
+
+# One build at a time per cache (parallel test runs wait here instead of racing).
+exec 9>"$PORTWAY_CACHE/build.lock"
+if ! flock -n 9; then log "another build holds $PORTWAY_CACHE/build.lock; waiting"; flock 9; fi
+
+missing=()
+for t in "${TOOLS[@]}"; do is_built "$t" || missing+=("$t"); done
+if [[ ${#missing[@]} -eq 0 ]]; then log "all binaries present under $BIN_ROOT"; exit 0; fi
+log "building: ${missing[*]}  (cache $PORTWAY_CACHE, $(go version | cut -d' ' -f3), $(nproc) cores)"
+
+now() { date +%s; }
+T0=$(now)
+timing() { printf '%s %-28s %5ss  %s\n' "$(date -u +%FT%TZ)" "$1" "$2" "${3:-}" >>"$TIMINGS"; }
+
+# --- per-tool module set-up ---------------------------------------------------------------
+src_dir() { echo "$PORTWAY_CACHE/src/$1"; }
+
+setup_kubernetes() {
+  local d; d="$(src_dir "kubernetes-$KUBERNETES_VERSION")"; mkdir -p "$d"
+  # k8s.io/kubernetes replaces every k8s.io/* staging module with ./staging/...; those replaces
+  # do not apply to a dependent module, so map each to the published v0.x module instead.
+  local gomod
+  gomod="$(cd "$d" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
+  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION go.mod"
+  {
+    echo "module portway.local/build/kubernetes"
+    echo
+    echo "go $(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk -v v="$KUBERNETES_STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
+    echo ")"
+  } >"$d/go.mod"
+  grep -c '=>' "$d/go.mod" >/dev/null || die "no staging replaces found in $gomod"
+}
+
+setup_simple() { # name module version
+  local d; d="$(src_dir "$1-$3")"; mkdir -p "$d"
+  printf 'module portway.local/build/%s\n\ngo %s\n\nrequire %s %s\n' \
+    "$1" "$(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')" "$2" "$3" >"$d/go.mod"
+}
+
+pkgs_of() {
+  case "$1" in
+    kubernetes) echo k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
+    etcd) echo go.etcd.io/etcd/server/v3 ;;
+    kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
+    helm) echo "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" ;;
+  esac
+}
+ver_of() {
+  case "$1" in
+    kubernetes) echo "$KUBERNETES_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;; helm) echo "$HELM_VERSION" ;;
+  esac
+}
+ldflags_of() {
+  local v kmaj kmin
+  case "$1" in
+    kubernetes)
+      v="$KUBERNETES_VERSION"; kmaj="${v#v}"; kmaj="${kmaj%%.*}"; kmin="${v#v*.}"; kmin="${kmin%%.*}"
+      local x=""
+      for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        x+=" -X $p.gitVersion=$v -X $p.gitMajor=$kmaj -X $p.gitMinor=$kmin -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+      done
+      echo "-s -w$x" ;;
+    kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION" ;;
+    helm) echo "-s -w -X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.version=$HELM_VERSION" ;;
+    *) echo "-s -w" ;;
+  esac
+}
+
+# Phase 1 (network-bound, in parallel): write go.mod and resolve + download every module
+# the packages need (go list -deps with -mod=mod fills go.mod/go.sum).
+prepare() {
+  local t="$1" d t1; t1=$(now)
+  case "$t" in
+    kubernetes) setup_kubernetes ;;
+    etcd) setup_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ;;
+    kwok) setup_simple kwok sigs.k8s.io/kwok "$KWOK_VERSION" ;;
+    helm) setup_simple helm "helm.sh/helm/${HELM_VERSION%%.*}" "$HELM_VERSION" ;;
+  esac
+  d="$(src_dir "$t-$(ver_of "$t")")"
+  # shellcheck disable=SC2046
+  (cd "$d" && go list -deps $(pkgs_of "$t") >/dev/null)
+  timing "prepare $t $(ver_of "$t")" $(( $(now) - t1 ))
+}
+
+# Writes $1/overlay.json for `go build -overlay`: ValidateEndpointIP without the loopback check.
+kube_overlay() {
+  local d="$1" orig patched
+  orig="$(cd "$d" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/pkg/apis/core/validation/validation.go"
+  patched="$d/overlay/validation.go"; mkdir -p "$d/overlay"
+  awk '
+    /^func ValidateEndpointIP\(/ { infn = 1 }
+    infn && /^}/ { infn = 0 }
+    infn && /^\tif ip\.IsLoopback\(\) \{$/ {
+      print "\tif false && ip.IsLoopback() { // portway hack/cluster: loopback endpoint IPs allowed"; n++; next
+    }
+    { print }
+    END { if (n != 1) exit 3 }' "$orig" >"$patched" ||
+    die "could not patch ValidateEndpointIP in $orig (did the function change? see hack/cluster/README.md)"
+  printf '{"Replace":{"%s":"%s"}}\n' "$orig" "$patched" >"$d/overlay.json"
+  echo "$d/overlay.json"
+}
+
+# Phase 2 (CPU-bound, one at a time: go build already uses every core).
+compile() {
+  local t="$1" d spec dir tmp t1 extra=(); t1=$(now)
+  d="$(src_dir "$t-$(ver_of "$t")")"
+  spec="$(want "$t")"; dir="${spec%%|*}"; tmp="$dir.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  if [[ "$t" == kubernetes ]]; then
+    extra=(-overlay "$(kube_overlay "$d")")
+    printf 'k8s.io/kubernetes %s with %s: pkg/apis/core/validation ValidateEndpointIP accepts loopback IPs\n' \
+      "$KUBERNETES_VERSION" "$KUBE_PATCH_ID" >"$tmp/PATCHES-$KUBE_PATCH_ID"
+  fi
+  if [[ "$t" == kwok ]]; then   # kwok's own default stages (what kwokctl uses), same version
+    local kd; kd="$(cd "$d" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+    mkdir -p "$tmp/stages"
+    cp "$kd/node/fast/node-initialize.yaml" "$kd/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+      "$kd/pod/fast/pod-ready.yaml" "$kd/pod/fast/pod-complete.yaml" "$kd/pod/fast/pod-delete.yaml" "$tmp/stages/"
+  fi
+  # go build -v names each package as it compiles it: count them for a progress line.
+  local vlog="$PORTWAY_CACHE/logs/compile-$t.packages" bpid rc=0 last=$t1
+  # shellcheck disable=SC2046
+  (cd "$d" && exec go build -v -trimpath "${extra[@]}" -ldflags="$(ldflags_of "$t")" -o "$tmp/" $(pkgs_of "$t")) 2>"$vlog" &
+  bpid=$!
+  while kill -0 "$bpid" 2>/dev/null; do
+    sleep 1
+    if (( $(now) - last >= 30 )); then
+      last=$(now); log "  $t: $(wc -l <"$vlog") packages compiled, $(( last - t1 ))s so far"
+    fi
+  done
+  wait "$bpid" || rc=$?
+  if [[ $rc -ne 0 ]]; then tail -n 40 "$vlog" >&2; die "go build of $t failed (exit $rc)"; fi
+  if [[ "$t" == etcd ]]; then   # package go.etcd.io/etcd/server/v3 is named "server" by go build
+    for n in server v3; do [[ -x "$tmp/$n" ]] && mv "$tmp/$n" "$tmp/etcd"; done
+  fi
+  for b in $(bins_of "$t"); do [[ -x "$tmp/$b" ]] || die "$t: $b was not produced"; done
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  timing "compile $t $(ver_of "$t")" $(( $(now) - t1 )) "$(du -sh "$dir" | cut -f1)"
+  log "built $t $(ver_of "$t") in $(( $(now) - t1 ))s → $dir"
+}
+
+pids=()
+for t in "${missing[@]}"; do
+  ( prepare "$t" >"$PORTWAY_CACHE/logs/prepare-$t.log" 2>&1 || { tail -30 "$PORTWAY_CACHE/logs/prepare-$t.log" >&2; exit 1; } ) &
+  pids+=($!)
+done
+log "downloading modules for ${missing[*]} (logs in $PORTWAY_CACHE/logs/)"
+fail=0
+for p in "${pids[@]}"; do wait "$p" || fail=1; done
+[[ $fail -eq 0 ]] || die "module download failed"
+log "modules ready after $(( $(now) - T0 ))s; compiling (this is the long part on a cold cache)"
+
+# Smallest first so progress shows early; kubernetes last.
+for t in etcd kwok helm kubernetes; do
+  [[ " ${missing[*]} " == *" $t "* ]] || continue
+  log "compiling $t $(ver_of "$t") ..."
+  if ! compile "$t" 2>&1 | tee -a "$PORTWAY_CACHE/logs/compile-$t.log" >&2; then
+    die "compiling $t failed (see $PORTWAY_CACHE/logs/compile-$t.log)"
+  fi
+done
+timing "total (${missing[*]})" $(( $(now) - T0 ))
+log "done in $(( $(now) - T0 ))s"

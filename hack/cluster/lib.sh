@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Common settings for hack/cluster scripts. Source it; do not run it.
+#
+# Everything built or downloaded lives outside the repository, under PORTWAY_CACHE:
+#   $PORTWAY_CACHE/bin/<tool>-<version>/   the binaries (kubernetes-v1.37.2/kube-apiserver, ...)
+#   $PORTWAY_CACHE/go/{mod,build,path}     Go module and build caches (warm runs are fast)
+#   $PORTWAY_CACHE/src/<tool>-<version>/   throw-away go.mod per tool
+#   $PORTWAY_CACHE/logs/                   build logs and build-timings.log
+
+CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$CLUSTER_DIR/versions.env"
+
+PORTWAY_CACHE="${PORTWAY_CACHE:-$HOME/.cache/portway}"
+BIN_ROOT="$PORTWAY_CACHE/bin"
+KUBE_BIN_DIR="$BIN_ROOT/kubernetes-$KUBERNETES_VERSION"
+ETCD_BIN_DIR="$BIN_ROOT/etcd-$ETCD_VERSION"
+KWOK_BIN_DIR="$BIN_ROOT/kwok-$KWOK_VERSION"
+HELM_BIN_DIR="$BIN_ROOT/helm-$HELM_VERSION"
+
+KUBE_APISERVER="$KUBE_BIN_DIR/kube-apiserver"
+KUBE_CONTROLLER_MANAGER="$KUBE_BIN_DIR/kube-controller-manager"
+KUBE_SCHEDULER="$KUBE_BIN_DIR/kube-scheduler"
+KUBECTL="$KUBE_BIN_DIR/kubectl"
+ETCD="$ETCD_BIN_DIR/etcd"
+KWOK="$KWOK_BIN_DIR/kwok"
+HELM="$HELM_BIN_DIR/helm"
+
+# State of a running control plane (PID files, certificates, etcd data, logs, kubeconfig).
+PORTWAY_CLUSTER_DIR="${PORTWAY_CLUSTER_DIR:-${TMPDIR:-/tmp}/portway-cluster-$(id -u)}"
+
+# Ports on 127.0.0.1, chosen high and away from common defaults (override if they collide).
+PORTWAY_APISERVER_PORT="${PORTWAY_APISERVER_PORT:-46443}"
+PORTWAY_ETCD_CLIENT_PORT="${PORTWAY_ETCD_CLIENT_PORT:-46379}"
+PORTWAY_ETCD_PEER_PORT="${PORTWAY_ETCD_PEER_PORT:-46380}"
+PORTWAY_KCM_PORT="${PORTWAY_KCM_PORT:-46257}"
+PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-46259}"
+PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-46247}"
+
+log() { printf '[hack/cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
