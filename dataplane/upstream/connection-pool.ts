@@ -41,10 +41,13 @@ export function connectionsPerEndpoint(maxConnections: number, endpointCount: nu
 export function poolSettingsFor(cluster: Cluster, endpointCount: number, tls: ConnectionOptions | undefined): PoolSettings {
   const cp = cluster.policy.connectionPool;
   const perConnection = cp.maxRequestsPerConnection;
+  const h2 = isH2(cluster);
   return {
     scheme: tls ? 'https' : 'http',
-    h2: isH2(cluster),
-    connections: connectionsPerEndpoint(cp.maxConnections, endpointCount),
+    h2,
+    // HTTP/2 multiplexes: one connection per endpoint, as Envoy keeps (more connections would
+    // only be opened past the peer's max concurrent streams, which undici queues instead).
+    connections: h2 ? 1 : connectionsPerEndpoint(cp.maxConnections, endpointCount),
     connectTimeout: cp.connectTimeout,
     keepAliveTimeout: Math.max(1, cp.httpIdleTimeout),
     // undici closes a connection after maxRequestsPerClient + 1 requests: ask for one less.
@@ -113,9 +116,14 @@ export function createEndpointPool(origin: string, s: PoolSettings): EndpointPoo
       ...(s.tcpKeepAliveDelay !== undefined ? { keepAliveInitialDelay: s.tcpKeepAliveDelay } : {}),
     } as Pool.Options['connect'],
   });
-  const dispatcher = s.closeAfterEachRequest && !s.h2
-    ? pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler))
-    : pool;
+  let dispatcher: Dispatcher = pool;
+  if (s.h2) {
+    // undici holds back a non-idempotent request (POST: every gRPC call) while others run on
+    // the same HTTP/2 connection; a proxy forwards streams independently, so let them share it.
+    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, idempotent: true }, handler));
+  } else if (s.closeAfterEachRequest) {
+    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler));
+  }
   return { pool, dispatcher };
 }
 

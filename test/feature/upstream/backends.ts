@@ -29,7 +29,7 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export async function startBackend(name: string, tls?: { key: string; cert: string }): Promise<Backend> {
+export async function startBackend(name: string, tls?: { key: string; cert: string }, listen: { host?: string; port?: number } = {}): Promise<Backend> {
   const held: Array<() => void> = [];
   const b: Backend = {
     name,
@@ -72,7 +72,7 @@ export async function startBackend(name: string, tls?: { key: string; cert: stri
     b.openSockets.add(socket);
     socket.on('close', () => b.openSockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', resolve));
   b.port = (server.address() as AddressInfo).port;
   return b;
 }
