@@ -373,9 +373,9 @@ export class ClusterRuntime {
       this.stopDns();
       return;
     }
-    if (added) void this.resolveNow();
+    if (added) this.resolveInBackground();
     if (this.dnsTimer === undefined && !this.closed) {
-      this.dnsTimer = setInterval(() => void this.resolveNow(), Math.max(1, this.deps.dnsRefreshInterval));
+      this.dnsTimer = setInterval(() => this.resolveInBackground(), Math.max(1, this.deps.dnsRefreshInterval));
       this.dnsTimer.unref();
     }
   }
@@ -388,6 +388,10 @@ export class ClusterRuntime {
     this.dnsAppliedRound.clear();
   }
 
+  private resolveInBackground(): void {
+    this.resolveNow().catch(() => undefined);
+  }
+
   /**
    * Resolves every name; a failed, empty or timed-out answer keeps the last good one.
    * Rounds may overlap (a hung lookup must not block the next refresh): per name, an answer
@@ -396,7 +400,7 @@ export class ClusterRuntime {
   async resolveNow(): Promise<void> {
     const round = ++this.dnsRound;
     const names = this.dnsNames;
-    const answers = await Promise.allSettled(names.map((n) => withTimeout(this.deps.resolver(n), this.deps.dnsTimeout)));
+    const answers = await Promise.allSettled(names.map((n) => withTimeout(Promise.resolve().then(() => this.deps.resolver(n)), this.deps.dnsTimeout)));
     if (this.closed) return;
     let changed = false;
     names.forEach((name, i) => {

@@ -2,8 +2,8 @@
 // the undici Pool options for one endpoint, and the admission gate that enforces
 // http1MaxPendingRequests, http2MaxRequests, maxConnections (TCP) and maxRetries.
 
-import type { ConnectionOptions } from 'node:tls';
-import { Pool, type Dispatcher } from 'undici';
+import tls, { type ConnectionOptions } from 'node:tls';
+import { errors, Pool, type buildConnector, type Dispatcher } from 'undici';
 import type { Cluster, ConnectionPoolPolicy } from '../snapshot/types.js';
 
 /** Envoy's "unlimited" for circuit-breaker thresholds (2^32 - 1). */
@@ -45,8 +45,8 @@ export function poolSettingsFor(cluster: Cluster, endpointCount: number, tls: Co
   return {
     scheme: tls ? 'https' : 'http',
     h2,
-    // HTTP/2 multiplexes: one connection per endpoint, as Envoy keeps (more connections would
-    // only be opened past the peer's max concurrent streams, which undici queues instead).
+    // HTTP/2 multiplexes: one connection per endpoint, as Envoy keeps (Envoy opens more only
+    // past the peer's max concurrent streams; undici queues instead).
     connections: h2 ? 1 : connectionsPerEndpoint(cp.maxConnections, endpointCount),
     connectTimeout: cp.connectTimeout,
     keepAliveTimeout: Math.max(1, cp.httpIdleTimeout),
@@ -108,7 +108,7 @@ export function createEndpointPool(origin: string, s: PoolSettings): EndpointPoo
     maxRequestsPerClient: s.maxRequestsPerClient || undefined,
     allowH2: s.h2,
     maxConcurrentStreams: s.h2 ? H2_MAX_CONCURRENT_STREAMS : undefined,
-    connect: {
+    connect: s.h2 && s.scheme === 'https' ? h2TlsConnector(s) : {
       ...s.tls,
       // Cleartext HTTP/2 with prior knowledge (h2c): undici's connector marks the socket h2.
       ...(s.h2 && s.scheme === 'http' ? { useH2c: true } : {}),
@@ -125,6 +125,44 @@ export function createEndpointPool(origin: string, s: PoolSettings): EndpointPoo
     dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler));
   }
   return { pool, dispatcher };
+}
+
+/**
+ * HTTP/2 over TLS offers only "h2" in ALPN, as Envoy does for an HTTP/2 cluster: undici's own
+ * connector also offers http/1.1, and a server picking it would get up to 100 pipelined
+ * HTTP/1.1 requests on one connection.
+ */
+function h2TlsConnector(s: PoolSettings): buildConnector.connector {
+  return ({ hostname, port, servername }, callback) => {
+    const socket = tls.connect({
+      ...s.tls,
+      host: hostname,
+      port: Number(port) || 443,
+      servername: s.tls?.servername ?? (servername || undefined),
+      ALPNProtocols: ['h2'],
+    });
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', finish);
+      if (err === null && socket.alpnProtocol !== 'h2') {
+        err = Object.assign(new Error(`${hostname}:${port} did not negotiate HTTP/2 (ALPN h2)`), { code: 'ERR_TLS_ALPN_H2_REQUIRED' });
+      }
+      if (err) {
+        socket.destroy();
+        callback(err, null);
+      } else {
+        callback(null, socket);
+      }
+    };
+    const timer = setTimeout(() => finish(new errors.ConnectTimeoutError(`connect to ${hostname}:${port} timed out`)), s.connectTimeout);
+    socket.setKeepAlive(true, s.tcpKeepAliveDelay ?? 60_000);
+    socket.setNoDelay(true);
+    socket.once('secureConnect', () => finish(null));
+    socket.once('error', finish);
+  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -171,6 +171,53 @@ describe('upstream: protocols', () => {
     assert.equal(classifyUpstreamError(err), 'connect-failure');
   });
 
+  it('HTTP/2 over TLS: ALPN h2 only, concurrent POSTs on one connection; an HTTP/1.1-only server is refused', async function () {
+    this.timeout(60_000);
+    const creds = selfSigned('grpc.example.com');
+    let sessions = 0;
+    const held: Array<() => void> = [];
+    const server = http2.createSecureServer({ key: creds.key, cert: creds.cert }, (req, res) => {
+      req.resume();
+      req.on('end', () =>
+        held.push(() => {
+          res.writeHead(200);
+          res.end(`${req.httpVersion} ${(req.socket as unknown as { alpnProtocol?: string }).alpnProtocol}`);
+        }),
+      );
+    });
+    server.on('session', () => sessions++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const h1Only = await startBackend('h1', creds);
+    cleanup.push(() => h1Only.close());
+
+    mgr = new ClusterManager({ registry, tlsOptionsFor: () => ({ ca: creds.cert }) });
+    const tls: UpstreamTlsPolicy = { mode: 'SIMPLE', sni: 'grpc.example.com', subjectAltNames: [], insecureSkipVerify: false };
+    const c = makeCluster({ name: 'grpc', protocol: 'h2c', endpoints: [endpoint('127.0.0.1', (server.address() as AddressInfo).port)], tls });
+    const h1 = makeCluster({ name: 'h1', protocol: 'h2c', endpoints: [endpoint('127.0.0.1', h1Only.port)], tls });
+    mgr.update(clusterMap(c, h1));
+    const post = async () => {
+      const lease = ok(mgr!.lease('grpc', CTX));
+      const res = await lease.dispatcher.request({ path: '/svc.Echo/Call', method: 'POST', body: 'x', headers: { 'content-type': 'application/grpc' } });
+      const body = await res.body.text();
+      lease.done({ status: res.statusCode });
+      return body;
+    };
+    const results = Promise.all([post(), post(), post()]);
+    await waitFor('three concurrent streams at the server', () => held.length === 3, 5000);
+    for (const f of held) f();
+    assert.deepEqual(await results, ['2.0 h2', '2.0 h2', '2.0 h2']);
+    assert.equal(sessions, 1);
+
+    const err = await get(ok(mgr.lease('h1', CTX))).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof Error, 'an HTTP/1.1-only server must not be used for an HTTP/2 cluster');
+    assert.equal(classifyUpstreamError(err), 'connect-failure');
+    assert.equal(h1Only.hits, 0);
+  });
+
   it('TCP: connectTcp() reaches the leased endpoint with the cluster\'s connect settings', async () => {
     const server = net.createServer((s) => s.pipe(s));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
