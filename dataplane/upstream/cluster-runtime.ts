@@ -388,6 +388,14 @@ export class ClusterRuntime {
     this.dnsAppliedRound.clear();
   }
 
+  private lookup(name: string): Promise<string[]> {
+    try {
+      return Promise.resolve(this.deps.resolver(name));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   private resolveInBackground(): void {
     this.resolveNow().catch(() => undefined);
   }
@@ -400,7 +408,7 @@ export class ClusterRuntime {
   async resolveNow(): Promise<void> {
     const round = ++this.dnsRound;
     const names = this.dnsNames;
-    const answers = await Promise.allSettled(names.map((n) => withTimeout(Promise.resolve().then(() => this.deps.resolver(n)), this.deps.dnsTimeout)));
+    const answers = await Promise.allSettled(names.map((n) => withTimeout(this.lookup(n), this.deps.dnsTimeout)));
     if (this.closed) return;
     let changed = false;
     names.forEach((name, i) => {
