@@ -1,0 +1,134 @@
+// Header handling shared by the request and response paths: hop-by-hop stripping (both
+// ways, including every header the Connection header names), Istio header operations
+// (remove, then set, then add, as Envoy applies them), and client addresses.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderOperations } from '../../snapshot/types.js';
+
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** RFC 9110 §7.6.1 plus the non-standard ones proxies strip. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** Request headers never forwarded besides the hop-by-hop ones: `expect` (the proxy answered 100-continue itself). */
+const REQUEST_ONLY_DROP = new Set(['expect']);
+
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}
+
+/** Lower-cased header names listed in a Connection header value. */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  let tokens: Set<string> | undefined;
+  for (const part of text.split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
+    (tokens ??= new Set()).add(t);
+  }
+  return tokens;
+}
+
+/**
+ * A copy of the downstream request headers without hop-by-hop headers, headers named in
+ * Connection, HTTP/2 pseudo-headers and `expect`. `keepUpgrade` keeps nothing extra: the
+ * upgrade token is passed to undici separately.
+ */
+export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
+  const named = connectionTokens(src.connection);
+  const out: HeaderMap = {};
+  for (const name in src) {
+    if (HOP_BY_HOP.has(name) || REQUEST_ONLY_DROP.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
+    if (named !== undefined && named.has(name)) continue;
+    out[name] = src[name];
+  }
+  return out;
+}
+
+/** Strips hop-by-hop headers (and those named in Connection) from upstream response headers, in place. */
+export function stripResponseHopByHop(headers: HeaderMap): void {
+  const named = connectionTokens(headers.connection);
+  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
+  if (named !== undefined) for (const name of named) delete headers[name];
+}
+
+export function hasOperations(ops: HeaderOperations): boolean {
+  return ops.set.length > 0 || ops.add.length > 0 || ops.remove.length > 0;
+}
+
+/** Envoy's order: removals first, then set (overwrite), then add (append). */
+export function applyHeaderOperations(headers: HeaderMap, ops: HeaderOperations): void {
+  for (let i = 0; i < ops.remove.length; i++) delete headers[ops.remove[i]!];
+  for (let i = 0; i < ops.set.length; i++) {
+    const [name, value] = ops.set[i]!;
+    headers[name] = value;
+  }
+  for (let i = 0; i < ops.add.length; i++) {
+    const [name, value] = ops.add[i]!;
+    appendHeader(headers, name, value);
+  }
+}
+
+export function appendHeader(headers: HeaderMap, name: string, value: string): void {
+  const existing = headers[name];
+  if (existing === undefined) headers[name] = value;
+  else if (Array.isArray(existing)) headers[name] = [...existing, value];
+  else headers[name] = [existing, value];
+}
+
+/** "::ffff:10.0.0.1" → "10.0.0.1"; undefined → "". */
+export function clientAddress(remote: string | undefined): string {
+  if (remote === undefined) return '';
+  return remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+}
+
+/** "10.0.0.1:80", "[::1]:80". */
+export function socketAddress(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return '-';
+  const a = clientAddress(address);
+  return a.includes(':') ? `[${a}]:${port ?? 0}` : `${a}:${port ?? 0}`;
+}
+
+/** The host part of a Host/:authority value, lower-case, without the port ("[::1]:80" → "[::1]"). */
+export function hostWithoutPort(authority: string): string {
+  let end = authority.length;
+  if (authority.charCodeAt(0) === 91 /* '[' */) {
+    const close = authority.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  const host = end === authority.length ? authority : authority.slice(0, end);
+  return hasUpperCase(host) ? host.toLowerCase() : host;
+}
+
+function hasUpperCase(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
+/** The ":port" suffix of an authority, or "". */
+export function authorityPort(authority: string): string {
+  if (authority.charCodeAt(0) === 91) {
+    const close = authority.indexOf(']');
+    return close > 0 && authority.charCodeAt(close + 1) === 58 ? authority.slice(close + 1) : '';
+  }
+  const colon = authority.lastIndexOf(':');
+  return colon >= 0 ? authority.slice(colon) : '';
+}

@@ -1,0 +1,434 @@
+// The HTTP request path, from the request head to the action: reads the listener's serving
+// table once (the snapshot the request started with is the one it finishes with), picks the
+// filter chain, virtual host and route, answers what the gateway answers itself (httpsRedirect,
+// CORS preflight, fault abort, redirect, direct response, 404) and hands the rest to the
+// forwarder or, for an Upgrade, to the tunnel. Every path is wrapped: a request never crashes
+// the proxy, it gets a 500 and a log line.
+
+import { randomUUID } from 'node:crypto';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { ProxyState } from '../proxy-state.js';
+import type { ServeLimits } from '../limits.js';
+import type { AccessLog } from './access-log.js';
+import { bodyKind, countStreamedBytes, noBody, readBody, type RequestBody } from './body.js';
+import { addCorsResponseHeaders, isPreflight, originAllowed, preflightHeaders } from './cors.js';
+import { forward, type ForwardDeps } from './forward.js';
+import { applyHeaderOperations, clientAddress, forwardableRequestHeaders, hostWithoutPort, socketAddress, type HeaderMap } from './headers.js';
+import { sendLocalReply, type LocalReply } from './local-reply.js';
+import { sendMirror } from './mirror.js';
+import { httpsRedirectLocation, redirectLocation } from './redirect.js';
+import { RequestInfo } from './request-info.js';
+import { rewritePath } from './rewrite.js';
+import { RequestView, selectRoute, selectVirtualHost } from './route-selection.js';
+import { pickDestination, type ServingChain, type ServingListener, type ServingRoute } from './serving-table.js';
+import { forwardUpgrade } from './upgrade.js';
+import type { LeaseContext, Upstreams } from './upstreams.js';
+
+/** A bound listener as the request path sees it. */
+export interface ListenerBinding {
+  /** Replaced whole when a snapshot is applied; read once per request. */
+  serving: ServingListener;
+  /** The listener is going away: every response closes its connection. */
+  closing: boolean;
+}
+
+export interface HttpHandlerDeps {
+  upstreams: Upstreams;
+  limits: ServeLimits;
+  state: ProxyState;
+  accessLog: AccessLog;
+  /** [0, 1): weighted splits, fault and mirror percentages, retry jitter. */
+  random?: () => number;
+  /** A bug caught on the request path (default: a warning on stderr). */
+  onError?: (err: unknown, request: string) => void;
+}
+
+const NO_DECORATION = (): void => {};
+
+const GRPC_STATUS: Record<string, number> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
+/** One request on its way through the handler. */
+interface Exchange {
+  readonly serving: ServingListener;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly info: RequestInfo;
+  readonly sourceIp: string;
+  /** Set for Upgrade requests. */
+  readonly upgrade: { socket: Duplex; head: Buffer; done: () => void } | undefined;
+}
+
+export class HttpRequestHandler {
+  private readonly random: () => number;
+  private readonly forwardDeps: ForwardDeps;
+  private readonly onError: (err: unknown, request: string) => void;
+
+  constructor(private readonly deps: HttpHandlerDeps) {
+    this.random = deps.random ?? Math.random;
+    this.forwardDeps = {
+      upstreams: deps.upstreams,
+      retryBackoffBase: deps.limits.retryBackoffBase,
+      attemptCountHeader: deps.limits.attemptCountHeader,
+      random: this.random,
+    };
+    this.onError = deps.onError ?? ((err, request) => process.emitWarning(`portway: error serving ${request}: ${(err as Error)?.stack ?? err}`));
+  }
+
+  /** The 'request' event of a listener's server. */
+  handleRequest(binding: ListenerBinding, req: IncomingMessage, res: ServerResponse): void {
+    const serving = binding.serving;
+    let ex: Exchange | undefined;
+    try {
+      if (this.deps.state.draining || binding.closing) res.shouldKeepAlive = false;
+      ex = this.begin(serving, req, res, undefined);
+      const info = ex.info;
+      res.once('close', () => this.complete(info, res.writableFinished));
+      this.route(ex);
+    } catch (err) {
+      this.internalError(ex, res, err);
+    }
+  }
+
+  /** The 'upgrade' event: node has handed over the socket. */
+  handleUpgrade(binding: ListenerBinding, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const serving = binding.serving;
+    let ex: Exchange | undefined;
+    // A response bound to the raw socket, so that every local reply works as for any request.
+    const res = new ServerResponse(req);
+    try {
+      res.assignSocket(socket as Socket);
+      res.shouldKeepAlive = false;
+      socket.on('error', () => socket.destroy());
+      res.once('finish', () => (socket as Socket).destroySoon?.() ?? socket.end());
+      let completed = false;
+      const done = () => {
+        if (completed) return;
+        completed = true;
+        this.complete(ex!.info, true);
+      };
+      ex = this.begin(serving, req, res, { socket, head, done });
+      res.once('finish', done);
+      // After the tunnel's own close handler has counted its bytes.
+      socket.once('close', () => setImmediate(() => {
+        if (!completed && !res.writableFinished) ex!.info.addFlag('DC');
+        done();
+      }));
+      this.route(ex);
+    } catch (err) {
+      this.internalError(ex, res, err);
+    }
+  }
+
+  private begin(serving: ServingListener, req: IncomingMessage, res: ServerResponse, upgrade: Exchange['upgrade']): Exchange {
+    const socket = req.socket;
+    let path = req.url ?? '/';
+    let authority = req.headers.host ?? '';
+    if (path.charCodeAt(0) !== 47 /* '/' */ && (path.startsWith('http://') || path.startsWith('https://'))) {
+      // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
+      try {
+        const url = new URL(path);
+        path = url.pathname + url.search;
+        authority = url.host;
+      } catch {
+        // left as is: no route will match it
+      }
+    }
+    const sni = (socket as TLSSocket).servername;
+    const info = new RequestInfo(
+      req.method ?? 'GET',
+      path,
+      `HTTP/${req.httpVersion}`,
+      authority,
+      req.headers['user-agent'] ?? '',
+      socketAddress(socket.localAddress, socket.localPort),
+      socketAddress(socket.remoteAddress, socket.remotePort),
+      typeof sni === 'string' && sni !== '' ? sni : '-',
+      serving.unmatchedSeries,
+    );
+    const sourceIp = clientAddress(socket.remoteAddress);
+    const xff = req.headers['x-forwarded-for'];
+    info.forwardedFor = xff ? `${xff}, ${sourceIp}` : sourceIp;
+    const rid = req.headers['x-request-id'];
+    info.requestId = typeof rid === 'string' && rid !== '' ? rid : randomUUID();
+    return { serving, req, res, info, sourceIp, upgrade };
+  }
+
+  private route(ex: Exchange): void {
+    const { serving, req, res, info } = ex;
+    if (req.rawHeaders.length > this.deps.limits.maxHeadersCount * 2) {
+      res.shouldKeepAlive = false;
+      sendLocalReply(res, info, { status: 431, flag: 'DPE', details: 'http1.too_many_headers', body: 'too many headers' });
+      return;
+    }
+    const chain: ServingChain | undefined = serving.plaintextChain;
+    if (chain === undefined) {
+      sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'filter_chain_not_found' });
+      return;
+    }
+    if (chain.httpsRedirect) {
+      sendLocalReply(res, info, { status: 301, details: 'https_redirect', headers: { location: httpsRedirectLocation(info.authority, info.path) } });
+      return;
+    }
+    const table = chain.table;
+    const host = hostWithoutPort(info.authority);
+    const vh = table === undefined ? undefined : selectVirtualHost(table, host);
+    if (vh === undefined) {
+      sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'route_not_found' });
+      return;
+    }
+    info.virtualHost = vh.name;
+    info.series = vh.unmatchedSeries;
+    if (vh.httpsRedirect) {
+      sendLocalReply(res, info, { status: 301, details: 'https_redirect', headers: { location: httpsRedirectLocation(info.authority, info.path) } });
+      return;
+    }
+    const view = new RequestView(info.method, info.path, info.authority, host, serving.scheme, req.headers, serving.listener.gatewayPort);
+    const route = selectRoute(vh, view);
+    if (route === undefined) {
+      sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'route_not_found' });
+      return;
+    }
+    info.routeName = route.name;
+    info.series = route.series;
+
+    let corsOrigin: string | undefined;
+    const origin = req.headers.origin;
+    if (route.cors !== undefined && typeof origin === 'string') {
+      const allowed = originAllowed(route.cors, origin);
+      if (isPreflight(info.method, req.headers)) {
+        if (allowed) {
+          sendLocalReply(res, info, { status: 200, details: 'cors_response', headers: preflightHeaders(route.cors, origin), responseHeaders: route.responseHeaders });
+          return;
+        }
+        if (route.cors.unmatchedPreflights === 'IGNORE') {
+          sendLocalReply(res, info, { status: 200, details: 'cors_response', responseHeaders: route.responseHeaders });
+          return;
+        }
+      }
+      if (allowed) corsOrigin = origin;
+    }
+    const decorate = decoratorFor(route, corsOrigin);
+
+    const fault = route.fault;
+    if (fault !== undefined) {
+      const abort = fault.abort !== undefined && this.hit(fault.abort.percentage);
+      const delay = fault.delay !== undefined && this.hit(fault.delay.percentage) ? fault.delay.fixedDelay : 0;
+      if (delay > 0) {
+        info.addFlag('DI');
+        const timer = setTimeout(() => {
+          if (res.destroyed || res.headersSent) return;
+          try {
+            this.act(ex, route, view, decorate, abort);
+          } catch (err) {
+            this.internalError(ex, res, err);
+          }
+        }, delay);
+        res.once('close', () => clearTimeout(timer));
+        return;
+      }
+      if (abort) {
+        this.act(ex, route, view, decorate, true);
+        return;
+      }
+    }
+    this.act(ex, route, view, decorate, false);
+  }
+
+  private act(ex: Exchange, route: ServingRoute, view: RequestView, decorate: (h: HeaderMap) => void, abortFault: boolean): void {
+    const { res, info, serving } = ex;
+    if (abortFault) {
+      sendLocalReply(res, info, { ...faultAbortReply(route), decorate });
+      return;
+    }
+    const action = route.action;
+    switch (action.kind) {
+      case 'redirect':
+        sendLocalReply(res, info, {
+          status: action.code,
+          details: 'direct_response',
+          headers: { location: redirectLocation(action, serving.scheme, info.authority, info.path, serving.listener.gatewayPort) },
+          decorate,
+        });
+        return;
+      case 'directResponse':
+        sendLocalReply(res, info, { status: action.status, details: 'direct_response', body: action.body, contentType: action.contentType, decorate });
+        return;
+      case 'route':
+        this.proxy(ex, route, view, decorate);
+        return;
+    }
+  }
+
+  private proxy(ex: Exchange, route: ServingRoute, view: RequestView, decorate: (h: HeaderMap) => void): void {
+    const { req, res, info, serving } = ex;
+    const destination = pickDestination(route, this.random());
+    if (destination === undefined) {
+      sendLocalReply(res, info, { status: 503, flag: 'NC', details: 'cluster_not_found', body: 'no destination', decorate });
+      return;
+    }
+    const headers = forwardableRequestHeaders(req.headers);
+    headers['x-forwarded-for'] = info.forwardedFor;
+    headers['x-forwarded-proto'] = serving.scheme;
+    headers['x-request-id'] = info.requestId;
+    let path = info.path;
+    const rewrite = route.route.rewrite;
+    if (rewrite !== undefined) {
+      if (rewrite.uri !== undefined || rewrite.uriRegex !== undefined) {
+        path = rewritePath(rewrite, view.match, info.path);
+        if (path !== info.path) headers['x-envoy-original-path'] = info.path;
+      }
+      if (rewrite.authority !== undefined) headers.host = rewrite.authority;
+    }
+    // Mirrors see the route's header operations, not one destination's.
+    let mirrorHeaders: HeaderMap | undefined;
+    if (route.mirrors.length > 0) {
+      mirrorHeaders = { ...headers };
+      if (route.requestHeaders !== undefined) applyHeaderOperations(mirrorHeaders, route.requestHeaders);
+    }
+    // Envoy applies the destination's operations first, then the route's (the route wins).
+    if (destination.requestHeaders !== undefined) applyHeaderOperations(headers, destination.requestHeaders);
+    if (route.requestHeaders !== undefined) applyHeaderOperations(headers, route.requestHeaders);
+
+    const lease: LeaseContext = {
+      headers: req.headers,
+      sourceIp: ex.sourceIp,
+      sourcePort: req.socket.remotePort,
+      query: destination.hashesOnQuery && view.queryString !== '' ? view.query : undefined,
+    };
+
+    if (ex.upgrade !== undefined) {
+      const upgrade = ex.upgrade;
+      forwardUpgrade(this.deps.upstreams, {
+        req,
+        socket: upgrade.socket,
+        head: upgrade.head,
+        res,
+        info,
+        destination,
+        path,
+        headers,
+        lease,
+        decorateResponse: decorate,
+        idleTimeout: this.deps.limits.upgradeIdleTimeout,
+        onTunnelClosed: upgrade.done,
+      });
+      return;
+    }
+
+    const start = (body: RequestBody) => {
+      if (mirrorHeaders !== undefined) {
+        const mirrorBody = body.kind === 'buffered' ? body.data : null;
+        for (const mirror of route.mirrors) {
+          sendMirror(this.deps.upstreams, mirror, { method: info.method, path, headers: mirrorHeaders, body: mirrorBody, lease }, this.deps.limits.mirrorTimeout, this.random);
+        }
+      }
+      forward(this.forwardDeps, { req, res, info, route, destination, method: info.method, path, headers, body, lease, decorateResponse: decorate });
+    };
+
+    switch (bodyKind(req, this.deps.limits.maxReplayBodyBytes)) {
+      case 'none':
+        start(noBody());
+        return;
+      case 'stream':
+        countStreamedBytes(req, (n) => (info.bytesReceived += n));
+        start({ kind: 'stream' });
+        return;
+      case 'buffered':
+        readBody(req).then(
+          (body) => {
+            if (res.destroyed) return;
+            if (body.kind === 'buffered') info.bytesReceived = body.data.length;
+            try {
+              start(body);
+            } catch (err) {
+              this.internalError(ex, res, err);
+            }
+          },
+          () => {
+            // The client went away mid-body; the close handler logs it.
+            if (!res.destroyed) res.destroy();
+          },
+        );
+        return;
+    }
+  }
+
+  private hit(percentage: number): boolean {
+    return percentage >= 100 || (percentage > 0 && this.random() * 100 < percentage);
+  }
+
+  private complete(info: RequestInfo, finished: boolean): void {
+    try {
+      info.duration = Math.round(performance.now() - info.startMark);
+      if (!finished) {
+        info.addFlag('DC');
+        if (info.details === '-' || info.status === 0) info.details = 'downstream_remote_disconnect';
+      }
+      info.series.record(info.status, info.duration / 1000);
+      if (this.deps.accessLog.enabled) this.deps.accessLog.log(info);
+    } catch (err) {
+      this.onError(err, `${info.method} ${info.path}`);
+    }
+  }
+
+  private internalError(ex: Exchange | undefined, res: ServerResponse, err: unknown): void {
+    try {
+      this.onError(err, ex ? `${ex.info.method} ${ex.info.authority}${ex.info.path}` : 'a request');
+      if (ex === undefined) {
+        if (!res.headersSent && !res.destroyed) {
+          res.writeHead(500, { 'content-type': 'text/plain', 'content-length': '14' });
+          res.end('internal error');
+        } else res.destroy();
+        return;
+      }
+      sendLocalReply(res, ex.info, { status: 500, details: 'internal_error', body: 'internal error' });
+    } catch {
+      res.destroy();
+    }
+  }
+}
+
+function decoratorFor(route: ServingRoute, corsOrigin: string | undefined): (h: HeaderMap) => void {
+  const ops = route.responseHeaders;
+  const cors = route.cors;
+  if (corsOrigin === undefined || cors === undefined) return ops === undefined ? NO_DECORATION : (h) => applyHeaderOperations(h, ops);
+  return (h) => {
+    if (ops !== undefined) applyHeaderOperations(h, ops);
+    addCorsResponseHeaders(cors, corsOrigin, h);
+  };
+}
+
+function faultAbortReply(route: ServingRoute): LocalReply {
+  const abort = route.fault!.abort!;
+  if (abort.httpStatus === undefined && abort.grpcStatus !== undefined) {
+    const code = /^\d+$/.test(abort.grpcStatus) ? Number(abort.grpcStatus) : (GRPC_STATUS[abort.grpcStatus.toUpperCase()] ?? 2);
+    return {
+      status: 200,
+      flag: 'FI',
+      details: 'fault_filter_abort',
+      headers: { 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': 'fault filter abort' },
+    };
+  }
+  return { status: abort.httpStatus ?? 503, flag: 'FI', details: 'fault_filter_abort', body: 'fault filter abort' };
+}

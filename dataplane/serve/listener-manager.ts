@@ -1,0 +1,357 @@
+// The gateway listeners of the running proxy: one server per snapshot Listener, keyed by
+// bind port. apply() opens servers for new ports, keeps servers whose port persists (their
+// serving table is swapped in one synchronous step, so each request sees exactly one
+// snapshot from start to end), and closes ports that disappeared gracefully. A port that
+// fails to bind is reported and leaves the others serving. drain() implements shutdown:
+// readiness fails at once, the listeners keep accepting, every response closes its
+// connection, idle keep-alive connections are closed, and it resolves when no connection
+// is left or the window ends.
+//
+// Plaintext HTTP/1.1 is served here; a TLS listener plugs in through `secureServer`, a
+// factory returning an https/http2 server whose request and upgrade events call the same
+// handler (the TLS module builds it with its SNI callback).
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Listener, Snapshot } from '../snapshot/types.js';
+import type { ServeLimits } from './limits.js';
+import type { ProxyState } from './proxy-state.js';
+import type { HttpRequestHandler, ListenerBinding } from './http/request-handler.js';
+import { compileServingListener, type ServingListener } from './http/serving-table.js';
+import type { SeriesFactory } from './http/request-info.js';
+import { reportClientError } from './http/client-errors.js';
+
+export type ListenerFamily = 'http' | 'secure';
+
+/** A server for a listener the plaintext path cannot serve (HTTPS, TLS): built by the TLS module. */
+export interface SecureServerFactory {
+  /** Whether this factory serves the listener (e.g. HTTPS with credentials). */
+  serves(listener: Listener): boolean;
+  create(binding: ListenerBinding, handlers: { request: (req: IncomingMessage, res: ServerResponse) => void; upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }): Server;
+  /** A snapshot was applied to a server this factory made (rotate contexts, SNI tables). */
+  update?(server: Server, binding: ListenerBinding): void;
+}
+
+export interface ListenerManagerDeps {
+  handler: HttpRequestHandler;
+  state: ProxyState;
+  limits: ServeLimits;
+  series: SeriesFactory;
+  secureServer?: SecureServerFactory;
+  /** Writes a client-error line (bad request, header overflow) to the access log. */
+  onClientError?: (record: ClientErrorRecord, serving: ServingListener) => void;
+}
+
+export interface ClientErrorRecord {
+  listener: string;
+  status: number;
+  code: string;
+  remote: string;
+}
+
+export interface ListenerReport {
+  name: string;
+  bindAddress: string;
+  bindPort: number;
+  /** bound: opened now; kept: already open, new snapshot swapped in; failed: could not bind; unsupported: protocol not served. */
+  status: 'bound' | 'kept' | 'failed' | 'unsupported';
+  error?: string;
+}
+
+export interface ApplyResult {
+  version: number;
+  ok: boolean;
+  listeners: ListenerReport[];
+  /** Listeners closed because the snapshot no longer has them. */
+  removed: string[];
+  errors: Array<{ listener: string; message: string }>;
+}
+
+interface BoundListener extends ListenerBinding {
+  readonly key: number;
+  readonly name: string;
+  readonly bindAddress: string;
+  readonly family: ListenerFamily;
+  readonly server: Server;
+  readonly sockets: Set<Socket>;
+}
+
+const kActiveRequests = Symbol('portway.activeRequests');
+const kServed = Symbol('portway.served');
+type TrackedSocket = Socket & { [kActiveRequests]?: number; [kServed]?: boolean };
+
+export class ListenerManager {
+  private readonly bound = new Map<number, BoundListener>();
+  private readonly closingListeners = new Set<BoundListener>();
+  private readonly closing = new Map<BoundListener, Promise<void>>();
+  private applying: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(private readonly deps: ListenerManagerDeps) {}
+
+  /** Serialized: a second apply waits for the first. */
+  apply(snapshot: Snapshot): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.applyNow(snapshot));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(snapshot: Snapshot): Promise<ApplyResult> {
+    const result: ApplyResult = { version: snapshot.version, ok: true, listeners: [], removed: [], errors: [] };
+    if (this.closed) {
+      result.ok = false;
+      result.errors.push({ listener: '*', message: 'the listener manager is closed' });
+      return result;
+    }
+    const wanted = new Map<number, { listener: Listener; serving: ServingListener; family: ListenerFamily }>();
+    for (const listener of snapshot.listeners) {
+      const family = this.familyOf(listener);
+      if (family === undefined) {
+        result.listeners.push({ name: listener.name, bindAddress: listener.bindAddress, bindPort: listener.bindPort, status: 'unsupported', error: `protocol ${listener.protocol} is not served by this proxy yet` });
+        continue;
+      }
+      if (wanted.has(listener.bindPort)) {
+        const message = `port ${listener.bindPort} is already used by ${wanted.get(listener.bindPort)!.listener.name}`;
+        result.listeners.push({ name: listener.name, bindAddress: listener.bindAddress, bindPort: listener.bindPort, status: 'failed', error: message });
+        result.errors.push({ listener: listener.name, message });
+        continue;
+      }
+      wanted.set(listener.bindPort, { listener, serving: compileServingListener(snapshot, listener, this.deps.series), family });
+    }
+
+    // Ports that went away, or whose address or kind of server changed, stop listening now
+    // (freeing the port for a replacement) and finish their in-flight requests in the background.
+    for (const [port, b] of this.bound) {
+      const w = wanted.get(port);
+      if (w === undefined || w.listener.bindAddress !== b.bindAddress || w.family !== b.family) {
+        this.bound.delete(port);
+        if (w === undefined) result.removed.push(b.name);
+        void this.closeListener(b, this.deps.limits.listenerDrainTimeout);
+      }
+    }
+
+    // New ports: bind them (each with the new snapshot from its first request).
+    const swaps: Array<() => void> = [];
+    await Promise.all(
+      [...wanted].map(async ([port, w]) => {
+        const existing = this.bound.get(port);
+        const report: ListenerReport = { name: w.listener.name, bindAddress: w.listener.bindAddress, bindPort: port, status: 'kept' };
+        result.listeners.push(report);
+        if (existing !== undefined) {
+          swaps.push(() => {
+            existing.serving = w.serving;
+            if (existing.family === 'secure') this.deps.secureServer?.update?.(existing.server, existing);
+          });
+          return;
+        }
+        try {
+          const b = await this.open(w.listener, w.serving, w.family);
+          this.bound.set(port, b);
+          report.status = 'bound';
+        } catch (err) {
+          report.status = 'failed';
+          report.error = (err as Error).message;
+          result.errors.push({ listener: w.listener.name, message: `cannot listen on ${w.listener.bindAddress}:${port}: ${(err as Error).message}` });
+        }
+      }),
+    );
+    // Kept ports switch in one synchronous step.
+    for (const swap of swaps) swap();
+    result.listeners.sort((a, b) => a.bindPort - b.bindPort);
+    result.ok = result.errors.length === 0;
+    return result;
+  }
+
+  private familyOf(listener: Listener): ListenerFamily | undefined {
+    if (this.deps.secureServer?.serves(listener)) return 'secure';
+    const plaintextHttp = listener.protocol === 'HTTP' || listener.protocol === 'HTTP2' || listener.protocol === 'GRPC' || listener.protocol === 'GRPC-WEB';
+    if (plaintextHttp && listener.filterChains.every((c) => c.tls === undefined)) return 'http';
+    return undefined;
+  }
+
+  private open(listener: Listener, serving: ServingListener, family: ListenerFamily): Promise<BoundListener> {
+    const { limits, handler } = this.deps;
+    const binding = { serving, closing: false } as ListenerBinding;
+    const request = (req: IncomingMessage, res: ServerResponse) => {
+      this.trackRequest(b, req.socket as TrackedSocket, res);
+      handler.handleRequest(b, req, res);
+    };
+    const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // A tunnel is busy until it closes: drain never treats it as idle.
+      (socket as TrackedSocket)[kActiveRequests] = 1;
+      handler.handleUpgrade(b, req, socket, head);
+    };
+    let server: Server;
+    if (family === 'secure') {
+      server = this.deps.secureServer!.create(binding, { request, upgrade });
+    } else {
+      server = createServer(
+        {
+          maxHeaderSize: limits.maxHeaderSize,
+          headersTimeout: limits.headersTimeout,
+          requestTimeout: limits.requestTimeout,
+          keepAliveTimeout: limits.keepAliveTimeout,
+          insecureHTTPParser: false,
+          requireHostHeader: true,
+          noDelay: true,
+        },
+        request,
+      );
+      server.on('upgrade', upgrade);
+    }
+    // One more than the limit, so the handler can see the limit was passed and answer 431.
+    server.maxHeadersCount = limits.maxHeadersCount + 1;
+    server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+    server.keepAliveTimeout = limits.keepAliveTimeout;
+    server.headersTimeout = limits.headersTimeout;
+    server.requestTimeout = limits.requestTimeout;
+    const b: BoundListener = Object.assign(binding, {
+      key: listener.bindPort,
+      name: listener.name,
+      bindAddress: listener.bindAddress,
+      family,
+      server,
+      sockets: new Set<Socket>(),
+    });
+    server.on('connection', (socket: Socket) => {
+      b.sockets.add(socket);
+      this.deps.state.activeConnections++;
+      socket.once('close', () => {
+        b.sockets.delete(socket);
+        this.deps.state.activeConnections--;
+        if (this.deps.state.activeConnections === 0) this.notifyDrained();
+      });
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const record = reportClientError(err, socket);
+      if (record !== undefined) this.deps.onClientError?.({ listener: listener.name, ...record }, b.serving);
+    });
+    return new Promise<BoundListener>((resolve, reject) => {
+      const onError = (err: Error) => {
+        server.off('listening', onListening);
+        server.close();
+        reject(err);
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        server.on('error', (err) => process.emitWarning(`portway: listener ${listener.name}: ${err.message}`));
+        resolve(b);
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host: listener.bindAddress, port: listener.bindPort, exclusive: true });
+    });
+  }
+
+  /** Counts requests per connection so drain can close a connection the moment it goes idle. */
+  private trackRequest(b: BoundListener, socket: TrackedSocket, res: ServerResponse): void {
+    socket[kActiveRequests] = (socket[kActiveRequests] ?? 0) + 1;
+    socket[kServed] = true;
+    res.once('close', () => {
+      const n = (socket[kActiveRequests] ?? 1) - 1;
+      socket[kActiveRequests] = n;
+      if (n === 0 && (this.deps.state.draining || b.closing)) closeWhenFlushed(socket);
+    });
+  }
+
+  /** The actual port of a bound listener (useful when the snapshot asked for port 0). */
+  address(bindPort: number): { address: string; port: number } | undefined {
+    const addr = this.bound.get(bindPort)?.server.address();
+    return addr && typeof addr === 'object' ? { address: addr.address, port: addr.port } : undefined;
+  }
+
+  get boundPorts(): number[] {
+    return [...this.bound.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Shutdown drain: readiness fails now; listeners keep accepting for up to `durationMs`;
+   * idle connections close at once, busy ones after their current response (which carries
+   * `Connection: close`). Resolves when no connection is left or the window ends.
+   */
+  async drain(durationMs: number): Promise<void> {
+    this.deps.state.startDraining();
+    for (const b of this.allListeners()) for (const socket of b.sockets) closeIfIdle(socket);
+    if (this.deps.state.activeConnections === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, durationMs);
+      timer.unref();
+      function finish() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drainWaiters.push(finish);
+    });
+  }
+
+  private notifyDrained(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private *allListeners(): Iterable<BoundListener> {
+    yield* this.bound.values();
+    yield* this.closingListeners;
+  }
+
+  /** Stops every listener; connections still open are destroyed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.applying;
+    const all = [...this.bound.values()];
+    this.bound.clear();
+    for (const b of this.closingListeners) destroyAll(b);
+    await Promise.all(all.map((b) => this.closeListener(b, 0)));
+    await Promise.all([...this.closing.values()]);
+  }
+
+  /** Stops accepting; in-flight requests get up to `graceMs` (their responses close the connection). */
+  private closeListener(b: BoundListener, graceMs: number): Promise<void> {
+    const pending = this.closing.get(b);
+    if (pending !== undefined) return pending;
+    b.closing = true;
+    this.closingListeners.add(b);
+    const done = new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      b.server.close(() => {
+        clearTimeout(timer);
+        this.closingListeners.delete(b);
+        resolve();
+      });
+      for (const socket of b.sockets) closeIfIdle(socket);
+      if (graceMs > 0) {
+        timer = setTimeout(() => destroyAll(b), graceMs);
+        timer.unref();
+      } else {
+        destroyAll(b);
+      }
+    }).finally(() => this.closing.delete(b));
+    this.closing.set(b, done);
+    return done;
+  }
+}
+
+function destroyAll(b: BoundListener): void {
+  for (const socket of b.sockets) socket.destroy();
+  b.server.closeAllConnections?.();
+}
+
+/**
+ * An idle keep-alive connection (it served a request and has none in flight) closes now; a
+ * connection that has not sent its first request yet is left to get `Connection: close`.
+ */
+function closeIfIdle(socket: TrackedSocket): void {
+  if (socket[kServed] === true && !(socket[kActiveRequests] ?? 0)) socket.destroy();
+}
+
+/** After the last response on it: half-close once the data is flushed. */
+function closeWhenFlushed(socket: Socket): void {
+  setImmediate(() => {
+    if (socket.destroyed || ((socket as TrackedSocket)[kActiveRequests] ?? 0) > 0) return;
+    socket.end();
+    socket.setTimeout(5_000, () => socket.destroy());
+  });
+}

@@ -1,0 +1,58 @@
+// The running proxy's shared state: what readiness, the metrics and the listeners read.
+// One object, written by the data plane (snapshot applied, drain started) and by whoever
+// reports config reloads; read by the admin servers.
+
+import type { Snapshot } from '../snapshot/types.js';
+
+export class ProxyState {
+  /** The snapshot the listeners serve (undefined before the first apply). */
+  snapshot: Snapshot | undefined;
+  /** Set by drain(): readiness fails at once, responses carry `Connection: close`. */
+  draining = false;
+  /** Open downstream connections across every listener. */
+  activeConnections = 0;
+  /** Whether the latest configuration change was applied (translate + listeners). */
+  lastReloadSuccess = true;
+  /** Objects rejected by the translator in the serving snapshot (errors only). */
+  rejectedObjects = 0;
+  private readonly drainListeners = new Set<() => void>();
+
+  /** The first snapshot was applied and the proxy is not draining. */
+  get ready(): boolean {
+    return this.snapshot !== undefined && !this.draining;
+  }
+
+  /** The serving snapshot's version (0 before the first). */
+  get generation(): number {
+    return this.snapshot?.version ?? 0;
+  }
+
+  recordApplied(snapshot: Snapshot, ok: boolean): void {
+    this.snapshot = snapshot;
+    this.lastReloadSuccess = ok;
+    this.rejectedObjects = countRejectedObjects(snapshot);
+  }
+
+  /** For the caller whose translation or source failed: the last good snapshot keeps serving. */
+  recordReloadFailure(): void {
+    this.lastReloadSuccess = false;
+  }
+
+  startDraining(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const listener of this.drainListeners) listener();
+  }
+
+  onDrain(listener: () => void): () => void {
+    this.drainListeners.add(listener);
+    return () => this.drainListeners.delete(listener);
+  }
+}
+
+/** Distinct objects with at least one error diagnostic. */
+export function countRejectedObjects(snapshot: Snapshot): number {
+  const objects = new Set<string>();
+  for (const d of snapshot.diagnostics) if (d.severity === 'error') objects.add(`${d.kind}/${d.namespace}/${d.name}`);
+  return objects.size;
+}

@@ -1,0 +1,113 @@
+// An HTTP backend for feature tests: answers every request with JSON describing it (its
+// name, method, url, headers, body), plus
+//   /status/<code>          that status (JSON body as usual)
+//   /delay/<ms>             the answer after <ms> milliseconds
+//   /response-headers?k=v   the query parameters as response headers (repeatable)
+//   Upgrade (WebSocket)     101 Switching Protocols, then echoes every byte back
+// Listens on 127.0.0.1 (port 0 = any free port) and records what it received.
+
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface EchoRecord {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface EchoReply extends EchoRecord {
+  name: string;
+}
+
+export interface EchoBackend {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** "127.0.0.1:<port>", as upstream hosts are named in logs and lease keys. */
+  readonly hostPort: string;
+  readonly server: Server;
+  readonly requests: EchoRecord[];
+  /** Upgrade requests received. */
+  readonly upgrades: EchoRecord[];
+  close(): Promise<void>;
+}
+
+export async function startEchoBackend(name: string, options: { port?: number } = {}): Promise<EchoBackend> {
+  const requests: EchoRecord[] = [];
+  const upgrades: EchoRecord[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const record: EchoRecord = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      requests.push(record);
+      const url = new URL(req.url ?? '/', 'http://backend');
+      let status = 200;
+      let delay = 0;
+      const statusMatch = /^\/status\/(\d{3})$/.exec(url.pathname);
+      if (statusMatch) status = Number(statusMatch[1]);
+      const delayMatch = /^\/delay\/(\d+)$/.exec(url.pathname);
+      if (delayMatch) delay = Number(delayMatch[1]);
+      const extra: Array<[string, string]> = url.pathname === '/response-headers' ? [...url.searchParams.entries()] : [];
+      const send = () => {
+        if (res.destroyed) return;
+        const body = JSON.stringify({ name, ...record } satisfies EchoReply);
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('x-echo-name', name);
+        for (const [k, v] of extra) res.appendHeader(k, v);
+        res.end(status === 204 || status === 304 || req.method === 'HEAD' ? undefined : body);
+      };
+      if (delay > 0) setTimeout(send, delay);
+      else send();
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    upgrades.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+    const key = req.headers['sec-websocket-key'];
+    const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `X-Echo-Name: ${name}`];
+    if (typeof key === 'string') lines.push(`Sec-WebSocket-Accept: ${createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) socket.write(head);
+    socket.on('error', () => socket.destroy());
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    name,
+    address: '127.0.0.1',
+    port,
+    hostPort: `127.0.0.1:${port}`,
+    server,
+    requests,
+    upgrades,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port nothing listens on (bound then released): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A free port to put in a snapshot Listener (bound then released). */
+export const freePort = closedPort;
