@@ -1,7 +1,6 @@
 // VirtualService `http` rules → compiled routes: match blocks, the action (route, redirect,
 // direct response), and the policies (rewrite, timeout, retries, fault, mirror, CORS, headers).
 
-import RE2 from 're2';
 import type { StoredObject } from '../config/resources.js';
 import {
   ISTIO_DEFAULT_RETRY_ON,
@@ -22,7 +21,7 @@ import type { ClusterBuilder } from './clusters.js';
 import type { DiagnosticSink } from './diagnostics.js';
 import { parseDuration } from './durations.js';
 import { resolveShortName } from './hosts.js';
-import { compileStringMatch } from './string-matchers.js';
+import { compileRegexRewrite, compileStringMatch } from './string-matchers.js';
 
 export type RawHttpRoute = Record<string, any>;
 
@@ -278,16 +277,12 @@ function compileRewrite(r: any, at: string, ctx: RouteContext): RewritePolicy | 
       ctx.sink.error(ctx.vs, `${at}.uriRegexRewrite`, 'match and rewrite are required');
       return undefined;
     }
-    let re: RE2;
-    try {
-      re = new RE2(match, 'gu');
-    } catch (err) {
-      ctx.sink.error(ctx.vs, `${at}.uriRegexRewrite.match`, `invalid RE2 regex: ${(err as Error).message}`);
+    const compiled = compileRegexRewrite(match, rewrite);
+    if (!compiled.ok) {
+      ctx.sink.error(ctx.vs, `${at}.uriRegexRewrite.match`, compiled.error);
       return undefined;
     }
-    // Envoy's substitution names groups \1; JavaScript's replace uses $1.
-    const substitution = rewrite.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
-    out.uriRegex = { match, rewrite, replace: (path: string) => path.replace(re as unknown as RegExp, substitution) };
+    out.uriRegex = { match, rewrite, replace: compiled.value };
   }
   return out.uri === undefined && out.authority === undefined && !out.uriRegex ? undefined : out;
 }

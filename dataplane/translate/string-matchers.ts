@@ -51,3 +51,16 @@ export function stringMatches(m: StringMatcher, value: string): boolean {
       return m.test(value);
   }
 }
+
+/** Envoy's regex_rewrite: every match of `match` in the path replaced; groups are \1, \2… */
+export function compileRegexRewrite(match: string, rewrite: string): Compiled<(path: string) => string> {
+  let re: RE2;
+  try {
+    re = new RE2(match, 'gu');
+  } catch (err) {
+    return { ok: false, error: `invalid RE2 regex: ${(err as Error).message}` };
+  }
+  // JavaScript's replace names groups $1: escape literal "$", then turn \N into $N.
+  const substitution = rewrite.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
+  return { ok: true, value: (path: string) => path.replace(re as unknown as RegExp, substitution) };
+}
