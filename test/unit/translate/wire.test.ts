@@ -23,12 +23,12 @@ describe('snapshot wire format (for --concurrency workers)', () => {
     const snapshot = translateYaml(readFileSync(join(dir, 'actions.in.yaml'), 'utf8'));
     const copy = snapshotFromWire(snapshotToWire(snapshot));
     const routes = copy.listeners[0]!.filterChains[0]!.http!.virtualHosts[0]!.routes;
-    const regexRoute = routes.find((r) => r.name.endsWith('regex-rewrite'))!;
+    const regexRoute = routes.find((r) => r.name.endsWith('.regex-rewrite'))!;
     const uri = regexRoute.matches[0]!.uri as StringMatcher;
     assert.equal(stringMatches(uri, '/users/42/profile'), true);
     assert.equal(stringMatches(uri, '/users/x/profile'), false);
     assert.equal(regexRoute.rewrite!.uriRegex!.replace('/users/42/profile'), '/profile?id=42');
-    const direct = routes.find((r) => r.name.endsWith('direct'))!;
+    const direct = routes.find((r) => r.name.endsWith('.direct'))!;
     assert.ok(direct.action.kind === 'directResponse' && Buffer.isBuffer(direct.action.body) && direct.action.body.toString() === 'ok\n');
   });
 });
