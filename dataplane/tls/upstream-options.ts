@@ -36,15 +36,30 @@ export function upstreamSecureContextOptions(policy: UpstreamTlsPolicy, material
   return options;
 }
 
-/** Connection options around a built context. `serverName` is the upstream's name (the cluster host or the request authority). */
-export function upstreamConnectionOptions(policy: UpstreamTlsPolicy, secureContext: tls.SecureContext, serverName: string): tls.ConnectionOptions {
+type IdentityCheck = (hostname: string, cert: tls.PeerCertificate) => Error | undefined;
+
+/**
+ * Connection options around a built context. `serverName` is the upstream's name (the
+ * cluster host or the request authority), sent as SNI unless the policy sets `sni`.
+ */
+export function upstreamConnectionOptions(
+  policy: UpstreamTlsPolicy,
+  secureContext: tls.SecureContext,
+  serverName: string,
+  identityCheck: IdentityCheck | undefined = identityCheckFor(policy),
+): tls.ConnectionOptions {
   const options: tls.ConnectionOptions = { secureContext, rejectUnauthorized: !policy.insecureSkipVerify };
   const sni = policy.sni || serverName;
   // RFC 6066 forbids IP addresses in SNI (Node warns); the name check then runs against the address.
   if (sni && !isIP(sni)) options.servername = sni;
-  if (policy.insecureSkipVerify) options.checkServerIdentity = () => undefined;
-  else if (policy.subjectAltNames.length > 0) options.checkServerIdentity = subjectAltNameCheck(policy.subjectAltNames);
+  // Unset: Node's own check of the certificate against the SNI (or the address).
+  if (identityCheck) options.checkServerIdentity = identityCheck;
   return options;
+}
+
+function identityCheckFor(policy: UpstreamTlsPolicy): IdentityCheck | undefined {
+  if (policy.insecureSkipVerify) return () => undefined;
+  return policy.subjectAltNames.length > 0 ? subjectAltNameCheck(policy.subjectAltNames) : undefined;
 }
 
 /** Builds the context and the connection options in one go (see UpstreamTls for the cached form). */
@@ -64,7 +79,7 @@ function buildUpstreamContext(policy: UpstreamTlsPolicy, material: UpstreamTlsMa
 }
 
 /** A checkServerIdentity accepting a certificate that carries one of `expected` as a SAN. */
-export function subjectAltNameCheck(expected: readonly string[]): (hostname: string, cert: tls.PeerCertificate) => Error | undefined {
+export function subjectAltNameCheck(expected: readonly string[]): IdentityCheck {
   const matches = compileSanMatcher(expected);
   return (_hostname, cert) => {
     if (matches(parseSubjectAltNames(cert.subjectaltname))) return undefined;
@@ -73,15 +88,23 @@ export function subjectAltNameCheck(expected: readonly string[]): (hostname: str
   };
 }
 
-/** Origination for one policy, reading the credential store and rebuilding only on rotation. */
+/**
+ * Origination for one policy, reading the credential store. The context is rebuilt only
+ * when a credential rotates, and the same options object is handed out for the same
+ * server name until then, so pools comparing options by identity are not rebuilt.
+ */
 export class UpstreamTls {
-  private cached: { versions: string; context: tls.SecureContext | Error } | undefined;
+  private readonly identityCheck: IdentityCheck | undefined;
+  private cached: { versions: string; context: tls.SecureContext | Error; byServerName: Map<string, tls.ConnectionOptions> } | undefined;
 
   constructor(
     readonly policy: UpstreamTlsPolicy,
     private readonly store: CredentialStore,
-  ) {}
+  ) {
+    this.identityCheck = identityCheckFor(policy);
+  }
 
+  /** Options for connecting to `serverName`, or why origination cannot happen now (Envoy: UH). */
   options(serverName: string): tls.ConnectionOptions | Error {
     const client = this.policy.credential ? this.store.get(this.policy.credential) : undefined;
     const ca = this.policy.caCredential ? this.store.get(this.policy.caCredential) : undefined;
@@ -89,9 +112,17 @@ export class UpstreamTls {
     if (this.policy.caCredential && !ca) return new Error(this.store.unavailableReason(this.policy.caCredential));
     const versions = `${client?.version ?? ''},${ca?.version ?? ''}`;
     if (this.cached?.versions !== versions) {
-      this.cached = { versions, context: buildUpstreamContext(this.policy, { client: client?.material, ca: ca?.material }) };
+      const context = buildUpstreamContext(this.policy, { client: client?.material, ca: ca?.material });
+      this.cached = { versions, context, byServerName: new Map() };
     }
-    const { context } = this.cached;
-    return context instanceof Error ? context : upstreamConnectionOptions(this.policy, context, serverName);
+    const { context, byServerName } = this.cached;
+    if (context instanceof Error) return context;
+    let options = byServerName.get(serverName);
+    if (!options) {
+      options = upstreamConnectionOptions(this.policy, context, serverName, this.identityCheck);
+      if (byServerName.size >= 1024) byServerName.clear(); // authorities come from requests: stay bounded
+      byServerName.set(serverName, options);
+    }
+    return options;
   }
 }
