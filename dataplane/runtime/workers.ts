@@ -1,0 +1,161 @@
+// --concurrency N: one primary process watches and translates once; N workers serve.
+// The primary sends every snapshot (and the Secrets it references) to each worker over IPC;
+// workers share the listening sockets through node:cluster. Readiness, metrics (aggregated
+// across workers) and the config dump are served by the primary.
+
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import type { ProxyOptions } from '../../cli/proxy-command.js';
+import type { StoredObject } from '../config/resources.js';
+import { startAdminServers } from '../admin/index.js';
+import { ProxyState } from '../serve/proxy-state.js';
+import { createDataPlane } from '../serve/data-plane.js';
+import { snapshotFromWire, snapshotToWire, type WireSnapshot } from '../snapshot/wire.js';
+import type { Snapshot } from '../snapshot/types.js';
+import { FileSource } from '../source/file-source.js';
+import { createKubernetesSource, loadKubeConfig } from '../source/kubernetes-source.js';
+import { ObjectStore } from '../store/object-store.js';
+import { ClusterManager } from '../upstream/index.js';
+import { ConfigPipeline } from './config-pipeline.js';
+import { createTlsSupport } from './tls-support.js';
+
+type ToWorker =
+  | { type: 'portway:snapshot'; wire: WireSnapshot; secrets: StoredObject[] }
+  | { type: 'portway:drain'; durationMs: number };
+type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean };
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} [${cluster.isPrimary ? 'primary' : `worker ${process.pid}`}] ${line}\n`);
+}
+
+export async function runProxyWorkers(options: ProxyOptions): Promise<number> {
+  return cluster.isPrimary ? runPrimary(options) : runWorker(options);
+}
+
+async function runPrimary(options: ProxyOptions): Promise<number> {
+  const store = new ObjectStore();
+  const state = new ProxyState();
+  const registry = new AggregatorRegistry();
+  const pipeline = new ConfigPipeline(store, { namespace: options.namespace, labels: options.labels, portMap: options.portMap, bindAddress: options.bindAddress }, { log });
+  const workers = new Set<Worker>();
+  const applied = new Map<Worker, number>();
+  let latest: ToWorker | undefined;
+  let latestSnapshot: Snapshot | undefined;
+
+  const message = (snapshot: Snapshot): ToWorker => ({
+    type: 'portway:snapshot',
+    wire: snapshotToWire(snapshot),
+    // Workers build TLS contexts from these; only Secrets in the proxy's namespace exist here.
+    secrets: store.list('Secret', options.namespace),
+  });
+  const broadcast = (snapshot: Snapshot) => {
+    latestSnapshot = snapshot;
+    latest = message(snapshot);
+    for (const w of workers) w.send(latest);
+  };
+  store.on('change', () => {
+    // A Secret change needs no new snapshot, but workers need the new bytes.
+    if (latestSnapshot) {
+      latest = message(latestSnapshot);
+      for (const w of workers) w.send(latest);
+    }
+  });
+  pipeline.on('snapshot', broadcast);
+
+  const fork = () => {
+    const w = cluster.fork();
+    workers.add(w);
+    w.on('online', () => latest && w.send(latest));
+    w.on('message', (m: ToPrimary) => {
+      if (m?.type !== 'portway:applied' || !latestSnapshot) return;
+      applied.set(w, m.version);
+      // Ready once every worker serves this version (readiness then never flaps back).
+      if ([...workers].every((x) => (applied.get(x) ?? 0) >= latestSnapshot!.version)) state.recordApplied(latestSnapshot, m.ok);
+    });
+    w.on('exit', (code, signal) => {
+      workers.delete(w);
+      applied.delete(w);
+      if (!state.draining) {
+        log(`worker ${w.process.pid} exited (${signal ?? code}); starting another`);
+        fork();
+      }
+    });
+  };
+  for (let i = 0; i < options.concurrency; i++) fork();
+
+  const admin = await startAdminServers({
+    statusPort: options.statusPort,
+    metricsPort: options.metricsPort,
+    adminPort: options.adminPort,
+    registry: registry as unknown as Registry,
+    getSnapshot: () => pipeline.snapshot,
+    state,
+  });
+  let stopSource: () => void;
+  if (options.source === 'files') {
+    const files = new FileSource(store, {
+      paths: options.configPaths,
+      defaultNamespace: options.namespace,
+      onProblems: (ps) => ps.forEach((p) => log(`error: ${p.file}: ${p.message} (its last good objects keep serving)`)),
+    });
+    files.start();
+    stopSource = () => files.stop();
+    pipeline.rebuild();
+  } else {
+    const kube = createKubernetesSource(store, { kubeConfig: loadKubeConfig(), namespace: options.namespace, log });
+    kube.start();
+    stopSource = () => kube.stop();
+    void kube.synced.then(() => pipeline.rebuild());
+  }
+  log(`portway proxy with ${options.concurrency} workers; status :${admin.statusPort}, metrics :${admin.metricsPort}, admin 127.0.0.1:${admin.adminPort}`);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  state.startDraining();
+  log(`draining for ${options.drainDurationMs} ms`);
+  const exited = Promise.all([...workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r())))));
+  for (const w of workers) w.send({ type: 'portway:drain', durationMs: options.drainDurationMs } satisfies ToWorker);
+  await Promise.race([exited, new Promise((r) => setTimeout(r, options.drainDurationMs + 5000))]);
+  stopSource();
+  pipeline.stop();
+  await admin.close();
+  return 0;
+}
+
+async function runWorker(options: ProxyOptions): Promise<number> {
+  const registry = new Registry();
+  AggregatorRegistry.setRegistries([registry]);
+  const secrets = new ObjectStore();
+  const tls = createTlsSupport({ registry, store: secrets, namespace: options.namespace, log });
+  const clusterManager = new ClusterManager({ registry, tlsOptionsFor: tls.upstreamTlsOptions });
+  const dataPlane = createDataPlane({ registry, clusterManager, accessLog: { format: options.accessLog }, secureServer: tls.secureServerFactory });
+  let applying = Promise.resolve();
+  let drained!: () => void;
+  const done = new Promise<void>((r) => (drained = r));
+  process.on('message', (m: ToWorker) => {
+    if (m?.type === 'portway:snapshot') {
+      secrets.replaceWhere((o) => o.kind === 'Secret', m.secrets);
+      const snapshot = snapshotFromWire(m.wire);
+      applying = applying.then(async () => {
+        tls.onSnapshot(snapshot);
+        const result = await dataPlane.apply(snapshot);
+        for (const e of result.errors) log(`error: listener ${e.listener}: ${e.message}`);
+        process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok } satisfies ToPrimary);
+      }).catch((err) => log(`error: applying snapshot failed: ${(err as Error).stack ?? err}`));
+    } else if (m?.type === 'portway:drain') {
+      void dataPlane.drain(m.durationMs).then(async () => {
+        await dataPlane.close();
+        await clusterManager.close();
+        tls.close();
+        drained();
+      });
+    }
+  });
+  // The primary owns signals: a worker ignores them and waits for the drain message.
+  process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
+  await done;
+  process.exit(0);
+}
