@@ -185,8 +185,7 @@ export class ClusterRuntime {
         setChanged = true;
       }
     }
-    if (next.length !== this.hosts.length) setChanged = true;
-    else for (let i = 0; i < next.length && !setChanged; i++) if (next[i] !== this.hosts[i]) setChanged = true;
+    // Endpoints listed in another order are the same set: the balancer (and a maglev table) stays.
 
     this.hosts = next;
     this.byKey = nextByKey;
