@@ -136,7 +136,7 @@ export function defaultAffinity(selector: Record<string, string>): V1Affinity {
   return {
     podAntiAffinity: {
       preferredDuringSchedulingIgnoredDuringExecution: [
-        { weight: 100, podAffinityTerm: { labelSelector: { matchLabels: selector }, topologyKey: 'kubernetes.io/hostname' } },
+        { weight: 100, podAffinityTerm: { labelSelector: { matchLabels: { ...selector } }, topologyKey: 'kubernetes.io/hostname' } },
       ],
     },
   };
@@ -152,7 +152,7 @@ export function defaultTopologySpreadConstraints(selector: Record<string, string
       maxSkew: 1,
       topologyKey: 'topology.kubernetes.io/zone',
       whenUnsatisfiable: 'ScheduleAnyway',
-      labelSelector: { matchLabels: selector },
+      labelSelector: { matchLabels: { ...selector } },
       matchLabelKeys: ['pod-template-hash'],
     },
   ];

@@ -9,13 +9,11 @@ import type { ResolvedGateway } from '../api/defaults.js';
 import { clusterScopedName } from '../api/labels.js';
 import { clusterScopedMeta, type RenderedObject } from './metadata.js';
 
-const READ = ['get', 'list', 'watch'];
-
 /** Exported for the Helm chart test: the operator must hold every rule it grants. */
 export const GATEWAY_CLUSTER_RULES: readonly V1PolicyRule[] = [
-  { apiGroups: ['networking.istio.io'], resources: ['gateways', 'virtualservices', 'destinationrules', 'serviceentries'], verbs: READ },
-  { apiGroups: [''], resources: ['services', 'pods'], verbs: READ },
-  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: READ },
+  { apiGroups: ['networking.istio.io'], resources: ['gateways', 'virtualservices', 'destinationrules', 'serviceentries'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
 ];
 
 export interface RenderedClusterRole extends RenderedObject {

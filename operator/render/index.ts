@@ -58,7 +58,9 @@ export function renderResolvedGateway(r: ResolvedGateway): RenderedObject[] {
     renderHorizontalPodAutoscaler(r),
     renderPodDisruptionBudget(r),
   ];
-  return objects.filter((o): o is RenderedObject => o !== undefined);
+  // Deep copies: the output shares nothing with the input or with itself, so a caller may
+  // change an object (add a field manager's annotation, strip a field) without side effects.
+  return objects.filter((o): o is RenderedObject => o !== undefined).map((o) => structuredClone(o));
 }
 
 /**
