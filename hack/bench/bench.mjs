@@ -1,0 +1,746 @@
+// Portway's data-plane benchmark (issue #3): keep-alive HTTP/1.1 throughput and p50/p99 latency,
+// measured with wrk at fixed concurrency through the backend directly, nginx, node-http-proxy,
+// @fastify/http-proxy and Portway (10 routes, and 10,000 routes across 1,000 hosts), all in
+// front of the same backend. Prints a table of ratios and the targets, writes JSON.
+//
+// Run through `npm run bench` (or `bash hack/bench/run.sh`), which installs wrk, nginx and the
+// Node.js peers first. Everything listens on and sends to 127.0.0.1 only. See README.md.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, appendFileSync, chmodSync, existsSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { istioYaml, nginxBackendConf, nginxProxyConf } from './configs.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const LOOPBACK = '127.0.0.1';
+
+// ---------------------------------------------------------------- settings
+
+function envInt(name, def) {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(String(v).replace(/s$/, ''));
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const settings = {
+  durationS: envInt('BENCH_DURATION', 10),
+  warmupS: envInt('BENCH_WARMUP', 3),
+  connections: envInt('BENCH_CONNECTIONS', 50),
+  wrkThreads: envInt('BENCH_THREADS', 1),
+  rounds: Math.max(1, envInt('BENCH_ROUNDS', 3)),
+  hosts: envInt('BENCH_HOSTS', 1000),
+  routesPerHost: envInt('BENCH_ROUTES_PER_HOST', 10),
+  pin: !['0', 'off', 'false', 'no'].includes(String(process.env.BENCH_PIN ?? '1').toLowerCase()),
+  only: (process.env.BENCH_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  out: process.env.BENCH_OUT ?? path.join(HERE, 'results', 'latest.json'),
+  strict: process.env.BENCH_STRICT === '1',
+  backend: process.env.BENCH_BACKEND || 'node',
+  // Another build of Portway (e.g. a second checkout's bin/portway.js) to measure instead.
+  portwayBin: process.env.BENCH_PORTWAY_BIN ? path.resolve(process.env.BENCH_PORTWAY_BIN) : null,
+  // Higher scheduling priority for everything measured, so that other work on a shared machine
+  // (builds, test runs) takes less from the cores the benchmark pinned. Needs root to go below 0.
+  nice: process.env.BENCH_NICE !== undefined && process.env.BENCH_NICE !== '' ? Number(process.env.BENCH_NICE) : (process.getuid?.() === 0 ? -10 : 0),
+};
+// The request every scenario is sent: host number `targetHost` exists in the large config, and
+// its route /r7 is the eighth of ten, so Portway's route table is walked, not short-cut.
+const targetHost = Math.min(517, Math.max(0, settings.hosts - 1));
+const targetRoute = Math.min(7, Math.max(0, settings.routesPerHost - 1));
+const REQUEST = { host: `host-${targetHost}.bench.local`, path: `/r${targetRoute}/x` };
+
+// ---------------------------------------------------------------- CPU placement
+//
+// Two cores: the system under test (SUT: the proxy, or the backend in the direct scenario) gets
+// a core of its own; wrk, the backend and this script share the other. With 3+ cores the
+// backend gets its own core too. See README.md ("Pinning") for why.
+const ncpu = os.availableParallelism();
+const cpus = (() => {
+  if (!settings.pin || ncpu < 2) return { sut: null, load: null, backend: null };
+  if (ncpu >= 3) return { load: '0', backend: '1', sut: '2' };
+  return { load: '0', backend: '0', sut: '1' };
+})();
+const hasTaskset = (() => { try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+if (settings.pin && !hasTaskset) { cpus.sut = cpus.load = cpus.backend = null; }
+const pinned = (cpu, cmd, args) => {
+  let [c, a] = cpu === null ? [cmd, args] : ['taskset', ['-c', cpu, cmd, ...args]];
+  if (settings.nice) [c, a] = ['nice', ['-n', String(settings.nice), c, ...a]];
+  return [c, a];
+};
+/**
+ * Every process here is started in a session of its own (detached), and with the kernel's
+ * autogroup scheduling each session competes as one group whatever its nice value: so the
+ * priority is given to the session's autogroup, where the kernel has one.
+ */
+function prioritise(pid) {
+  if (!settings.nice) return;
+  try { writeFileSync(`/proc/${pid}/autogroup`, String(settings.nice)); } catch { /* no autogroups, or not allowed: nice alone */ }
+}
+function repin(pid, cpu) {
+  if (cpu === null) return;
+  for (const p of processTree(pid)) {
+    try { execFileSync('taskset', ['-a', '-p', '-c', cpu, String(p)], { stdio: 'ignore' }); } catch { /* exited */ }
+  }
+}
+if (cpus.load !== null) execFileSync('taskset', ['-a', '-p', '-c', cpus.load, String(process.pid)], { stdio: 'ignore' });
+
+// ---------------------------------------------------------------- processes
+
+const OWN_TMP = !process.env.BENCH_TMP; // run.sh makes (and removes) one; otherwise this script does
+const TMP = process.env.BENCH_TMP || mkdtempSync(path.join(os.tmpdir(), 'portway-bench-'));
+mkdirSync(TMP, { recursive: true });
+const PIDFILE = path.join(TMP, 'pids'); // the live process groups, for run.sh's trap should this script die
+const children = new Set();
+/** Field 22 of /proc/PID/stat: with the pid, it names one process even after pids are recycled. */
+function startTime(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch { return ''; }
+}
+function track(child, add) {
+  if (add) {
+    children.add(child);
+    child.startTime = startTime(child.pid);
+  } else {
+    children.delete(child);
+  }
+  writeFileSync(PIDFILE, [...children].map((c) => `${c.pid} ${c.startTime}\n`).join(''));
+}
+
+/** Starts a process in its own process group (so the whole group can be stopped), logging to TMP. */
+function start(name, cmd, args, { cpu = null, stdout = 'log', env } = {}) {
+  const [c, a] = pinned(cpu, cmd, args);
+  const log = path.join(TMP, `${name}.log`);
+  writeFileSync(log, `$ ${c} ${a.join(' ')}\n`);
+  const child = spawn(c, a, {
+    cwd: ROOT,
+    detached: true,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', stdout === 'log' ? 'pipe' : 'ignore', 'pipe'],
+  });
+  track(child, true);
+  prioritise(child.pid);
+  child.output = '';
+  const keep = (chunk) => {
+    appendFileSync(log, chunk);
+    if (child.output.length < 65536) child.output += chunk.toString();
+  };
+  child.stdout?.on('data', keep);
+  child.stderr.on('data', keep);
+  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+    child.exitInfo = { code, signal };
+    // Whatever is left in its group (nginx workers, Portway workers) goes with it: while the
+    // group has members its id cannot be reused, so this can only hit our own processes.
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* empty group */ }
+    track(child, false);
+    resolve();
+  }));
+  child.on('error', (err) => { child.spawnError = err; });
+  child.logFile = log;
+  return child;
+}
+
+async function stop(child) {
+  if (!child || child.exitInfo) return;
+  try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+  const t = setTimeout(() => { if (!child.exitInfo) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+  await child.exited;
+  clearTimeout(t);
+}
+
+function killAllNow() {
+  for (const child of children) {
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  children.clear();
+  if (OWN_TMP && !process.env.BENCH_KEEP_TMP && process.exitCode !== 1) {
+    try { rmSync(TMP, { recursive: true, force: true }); } catch { /* leave it */ }
+  }
+}
+process.on('exit', killAllNow);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { console.error(`\n${sig}: stopping everything`); killAllNow(); process.exit(130); });
+}
+
+function tail(text, n = 12) {
+  return text.trim().split('\n').slice(-n).join('\n');
+}
+
+/** Ports the kernel hands out on 127.0.0.1, all distinct (held open together, then released). */
+async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer();
+      srv.unref();
+      servers.push(srv);
+      await new Promise((resolve, reject) => { srv.once('error', reject); srv.listen(0, LOOPBACK, resolve); });
+    }
+    return servers.map((srv) => srv.address().port);
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(() => resolve()))));
+  }
+}
+const usedPorts = new Set();
+/** n free ports not handed out before (earlier scenarios may still be listening, or about to). */
+async function newPorts(n) {
+  for (;;) {
+    const ports = await freePorts(n);
+    if (ports.every((p) => !usedPorts.has(p))) {
+      for (const p of ports) usedPorts.add(p);
+      return ports;
+    }
+  }
+}
+const freePort = async () => (await newPorts(1))[0];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function get(port, reqPath, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: LOOPBACK, port, path: reqPath, headers: host ? { host } : {}, agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** Polls until `probe` resolves true, the process exits, or the deadline passes. */
+async function waitFor(child, what, timeoutMs, probe) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (child.spawnError) throw new Error(`${child.spawnError.message}`);
+    if (child.exitInfo) {
+      const { code, signal } = child.exitInfo;
+      throw new Error(`exited (${signal ?? `code ${code}`}) before ${what}: ${tail(child.output, 6) || 'no output'}`);
+    }
+    try {
+      const r = await probe();
+      if (r === true) return;
+      last = String(r);
+    } catch (err) { last = err.message; }
+    await sleep(100);
+  }
+  throw new Error(`not ${what} after ${timeoutMs / 1000}s (last: ${last}); log: ${tail(child.output, 4) || 'empty'}`);
+}
+
+async function serves(port) {
+  const r = await get(port, REQUEST.path, REQUEST.host);
+  return r.status === 200 && r.body === 'hello' ? true : `HTTP ${r.status} ${JSON.stringify(r.body.slice(0, 80))}`;
+}
+
+// ---------------------------------------------------------------- /proc
+
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
+
+function statOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
+  } catch { return null; }
+}
+
+/** pid and all its descendants. */
+function processTree(pid) {
+  const byParent = new Map();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = statOf(e);
+    if (!st) continue;
+    if (!byParent.has(st.ppid)) byParent.set(st.ppid, []);
+    byParent.get(st.ppid).push(Number(e));
+  }
+  const out = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift();
+    out.push(p);
+    queue.push(...(byParent.get(p) ?? []));
+  }
+  return out;
+}
+
+/** RSS of each process in the tree, and their sum (MB). */
+function rssOf(pid) {
+  const processes = [];
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => path.basename(a)).join(' ');
+      if (m) processes.push({ pid: p, rssMB: Math.round((Number(m[1]) / 1024) * 10) / 10, cmd: cmd.slice(0, 60) });
+    } catch { /* exited */ }
+  }
+  return { totalMB: Math.round(processes.reduce((a, b) => a + b.rssMB, 0) * 10) / 10, processes };
+}
+const rssMB = (pid) => rssOf(pid).totalMB;
+
+function cpuSeconds(pid) {
+  let ticks = 0;
+  for (const p of processTree(pid)) ticks += statOf(p)?.cpuTicks ?? 0;
+  return ticks / CLK_TCK;
+}
+
+/** The kernel threads that run deferred softirqs (loopback TCP, when interrupts pile up). */
+const KSOFTIRQD = readdirSync('/proc').filter((e) => {
+  if (!/^\d+$/.test(e)) return false;
+  try { return readFileSync(`/proc/${e}/comm`, 'utf8').startsWith('ksoftirqd/'); } catch { return false; }
+});
+const ksoftirqdSeconds = () => KSOFTIRQD.reduce((sum, pid) => sum + (statOf(pid)?.cpuTicks ?? 0), 0) / CLK_TCK;
+
+/** Busy and total jiffies per CPU from /proc/stat. */
+function cpuStat() {
+  const out = {};
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2].trim().split(/\s+/).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const idle = v[3] + (v[4] ?? 0);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    out[m[1]] = { busy: total - idle, irq: (v[5] ?? 0) + (v[6] ?? 0), steal: v[7] ?? 0, total };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- wrk
+
+function toMs(value, unit) {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60000 : NaN;
+}
+
+export function parseWrk(text) {
+  const pct = (p) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
+    return m ? toMs(m[1], m[2]) : null;
+  };
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  if (!rps) throw new Error(`could not parse wrk output: ${tail(text, 6)}`);
+  return {
+    rps: Number(rps[1]),
+    p50Ms: pct(50),
+    p75Ms: pct(75),
+    p90Ms: pct(90),
+    p99Ms: pct(99),
+    requests: total ? Number(total[1]) : null,
+    socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : { connect: 0, read: 0, write: 0, timeout: 0 },
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+  };
+}
+
+async function wrk(port, seconds) {
+  const args = [
+    `-t${settings.wrkThreads}`, `-c${settings.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s',
+    '-H', `Host: ${REQUEST.host}`, `http://${LOOPBACK}:${port}${REQUEST.path}`,
+  ];
+  const [c, a] = pinned(cpus.load, 'wrk', args);
+  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  track(child, true);
+  prioritise(child.pid);
+  // wrk's own CPU time, sampled while it runs (it is gone by the time it has printed).
+  let cpuTicks = 0;
+  const poll = setInterval(() => { const st = statOf(child.pid); if (st) cpuTicks = st.cpuTicks; }, 250);
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const code = await new Promise((resolve, reject) => { child.on('error', reject); child.on('exit', resolve); });
+  clearInterval(poll);
+  track(child, false);
+  if (code !== 0) throw new Error(`wrk exited ${code}: ${tail(out, 6)}`);
+  return { ...parseWrk(out), raw: out, wrkCpuSeconds: cpuTicks / CLK_TCK };
+}
+
+// ---------------------------------------------------------------- scenarios
+
+let backend; // { child, port }
+
+/** nginx in the foreground with its own prefix (config, pid, logs, temp files) under TMP. */
+function startNginx(name, conf, cpu) {
+  const prefix = path.join(TMP, name);
+  for (const d of ['', 'tmp', 'tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(path.join(prefix, d), { recursive: true });
+  // Run as root, nginx's worker drops to an unprivileged user: let it reach its temp dirs.
+  chmodSync(TMP, 0o755);
+  for (const d of ['', 'tmp']) chmodSync(path.join(prefix, d), 0o755);
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) chmodSync(path.join(prefix, 'tmp', d), 0o777);
+  const file = path.join(prefix, 'nginx.conf');
+  writeFileSync(file, conf(prefix));
+  return start(name, 'nginx', ['-p', prefix, '-c', file, '-e', path.join(prefix, 'error.log'), '-g', 'daemon off;'], { cpu });
+}
+
+function nodePeer(name, script) {
+  return {
+    name,
+    async start() {
+      const port = await freePort();
+      const child = start(name, process.execPath, [path.join(HERE, 'peers', script), String(port), String(backend.port)], { cpu: cpus.sut });
+      await waitFor(child, 'serving', 15000, () => serves(port));
+      return { child, port };
+    },
+  };
+}
+
+let portwayFlags = null;
+function portwayHelp() {
+  if (portwayFlags) return portwayFlags;
+  const bin = settings.portwayBin ?? path.join(ROOT, 'bin', 'portway.js');
+  if (!settings.portwayBin && !existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js missing: run `npm run build`');
+  let help;
+  try {
+    help = execFileSync(process.execPath, [bin, 'proxy', '--help'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20000 });
+  } catch (err) {
+    throw new Error(`portway proxy --help failed: ${tail(`${err.stdout ?? ''}${err.stderr ?? ''}` || err.message, 3)}`);
+  }
+  portwayFlags = { bin, accessLog: help.includes('--access-log'), bindAddress: help.includes('--bind-address') };
+  return portwayFlags;
+}
+
+function portway(name, { hosts, routesPerHost, firstHost, readyTimeoutMs }) {
+  return {
+    name,
+    portway: true,
+    async start() {
+      const flags = portwayHelp();
+      const dir = path.join(TMP, `${name}-config`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'bench.yaml'), istioYaml({ hosts, routesPerHost, backendPort: backend.port, firstHost }));
+      const [port, statusPort, metricsPort, adminPort] = await newPorts(4);
+      const args = [
+        flags.bin, 'proxy',
+        '--config', dir,
+        '--namespace', 'bench',
+        '--labels', 'istio=ingressgateway',
+        '--port-map', `80=${port}`,
+        '--status-port', String(statusPort),
+        '--metrics-port', String(metricsPort),
+        '--admin-port', String(adminPort),
+        '--concurrency', '1',
+      ];
+      if (flags.bindAddress) args.push('--bind-address', LOOPBACK);
+      if (flags.accessLog) args.push('--access-log', 'off');
+      // Without --access-log off the access log goes to stdout: discard it so it costs no disk I/O.
+      const child = start(name, process.execPath, args, { cpu: cpus.sut, stdout: flags.accessLog ? 'log' : 'ignore' });
+      const t0 = Date.now();
+      await waitFor(child, 'ready', readyTimeoutMs, async () => {
+        const r = await get(statusPort, '/healthz/ready');
+        return r.status === 200 ? true : `readiness HTTP ${r.status}`;
+      });
+      const readyAfterMs = Date.now() - t0;
+      await waitFor(child, 'serving 200 "hello"', 5000, () => serves(port));
+      return { child, port, extra: { readyAfterMs, routes: hosts * routesPerHost, hosts, configBytes: readFileSync(path.join(dir, 'bench.yaml')).length } };
+    },
+  };
+}
+
+const SCENARIOS = [
+  {
+    name: 'direct',
+    direct: true,
+    async start() {
+      // The system under test is the backend itself: it moves to the SUT core for its rounds
+      // (and back to its own core after them: see park()).
+      return { child: backend.child, port: backend.port, shared: true };
+    },
+  },
+  {
+    name: 'nginx',
+    async start() {
+      const port = await freePort();
+      const child = startNginx('nginx', (prefix) => nginxProxyConf({ prefix, port, backendPort: backend.port }), cpus.sut);
+      await waitFor(child, 'serving', 15000, () => serves(port));
+      return { child, port };
+    },
+  },
+  nodePeer('node-http-proxy', 'node-http-proxy.mjs'),
+  nodePeer('fastify-http-proxy', 'fastify-http-proxy.mjs'),
+  portway('portway', { hosts: 1, routesPerHost: settings.routesPerHost, firstHost: targetHost, readyTimeoutMs: 30000 }),
+  portway('portway-10k-routes', { hosts: settings.hosts, routesPerHost: settings.routesPerHost, firstHost: 0, readyTimeoutMs: 120000 }),
+];
+
+// ---------------------------------------------------------------- measuring
+
+function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+async function measure(run, seconds) {
+  const { child, port } = run;
+  const pids = { sut: child.pid, backend: backend.child.pid };
+  const cpu0 = { sut: cpuSeconds(pids.sut), backend: cpuSeconds(pids.backend), ksoftirqd: ksoftirqdSeconds(), stat: cpuStat(), t: process.hrtime.bigint() };
+  const w = await wrk(port, seconds);
+  const wall = Number(process.hrtime.bigint() - cpu0.t) / 1e9;
+  const stat1 = cpuStat();
+  const busy = {};
+  let irqPct = ((ksoftirqdSeconds() - cpu0.ksoftirqd) / wall) * 100;
+  let stealPct = 0;
+  for (const [id, s] of Object.entries(stat1)) {
+    const s0 = cpu0.stat[id];
+    if (!s0 || s.total <= s0.total) continue;
+    const span = s.total - s0.total;
+    busy[`cpu${id}`] = Math.round(((s.busy - s0.busy) / span) * 100);
+    irqPct += ((s.irq - s0.irq) / span) * 100;
+    stealPct += ((s.steal - s0.steal) / span) * 100;
+  }
+  const cpuPct = (who) => Math.round(((cpuSeconds(pids[who]) - cpu0[who]) / wall) * 100);
+  const sutCpuPct = cpuPct('sut');
+  const backendCpuPct = run.shared ? null : cpuPct('backend');
+  const wrkCpuPct = Math.round((w.wrkCpuSeconds / wall) * 100);
+  delete w.wrkCpuSeconds;
+  // What the rest of the machine took meanwhile (other people's builds and tests, this script,
+  // the hypervisor): all cores' busy time less the SUT's, the backend's, wrk's and the kernel's
+  // interrupt time (loopback TCP is largely processed in softirqs, charged to no process, or in
+  // the ksoftirqd threads).
+  const allBusy = Object.values(busy).reduce((a, b) => a + b, 0) - irqPct;
+  return {
+    ...w,
+    sutCpuPct,
+    backendCpuPct,
+    wrkCpuPct,
+    otherCpuPct: Math.round(Math.max(0, allBusy - sutCpuPct - (backendCpuPct ?? 0) - wrkCpuPct)),
+    irqCpuPct: Math.round(irqPct),
+    stealCpuPct: Math.round(stealPct),
+    coreBusyPct: busy,
+  };
+}
+
+/**
+ * Between its rounds a system under test waits on the load core, so that the idle proxies
+ * (timers, health checks, garbage collection) never take time from the one being measured.
+ * It starts on the SUT core and moves there again, warmed up anew, for each of its rounds.
+ */
+function park(run) {
+  repin(run.child.pid, run.shared ? cpus.backend : cpus.load);
+}
+
+function round2(x) { return x === null || x === undefined ? null : Math.round(x * 100) / 100; }
+
+async function main() {
+  const unknown = settings.only.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length) throw new Error(`BENCH_SCENARIOS: unknown ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+  const selected = SCENARIOS.filter((s) => !settings.only.length || settings.only.includes(s.name));
+  const estimate = selected.length * (settings.warmupS + settings.rounds * (settings.durationS + 1));
+  console.log(`Portway data-plane benchmark: wrk -t${settings.wrkThreads} -c${settings.connections}, ${settings.rounds} round(s) of ${settings.durationS}s after ${settings.warmupS}s warm-up, ` +
+    `GET ${REQUEST.path} Host: ${REQUEST.host}, ${settings.backend} backend`);
+  console.log(`CPUs: ${ncpu}; pinning: ${cpus.sut === null ? 'off' : `system under test on cpu${cpus.sut}, wrk on cpu${cpus.load}, backend on cpu${cpus.backend}`}; nice ${settings.nice}; ` +
+    `about ${Math.ceil(estimate / 60)} min of load; logs in ${TMP}${OWN_TMP && !process.env.BENCH_KEEP_TMP ? ' (removed at the end unless BENCH_KEEP_TMP=1)' : ''}`);
+
+  const backendPort = await freePort();
+  if (!['node', 'nginx'].includes(settings.backend)) throw new Error(`BENCH_BACKEND: expected node or nginx, got ${JSON.stringify(settings.backend)}`);
+  const bchild = settings.backend === 'nginx'
+    ? startNginx('backend-nginx', (prefix) => nginxBackendConf({ prefix, port: backendPort }), cpus.backend)
+    : start('backend', process.execPath, [path.join(HERE, 'backend.mjs'), String(backendPort)], { cpu: cpus.backend });
+  backend = { child: bchild, port: backendPort };
+  await waitFor(bchild, 'serving', 10000, () => serves(backendPort));
+
+  // Start every scenario (a failure is recorded, not fatal), then interleave the measured rounds
+  // so that drift on the machine spreads over all of them rather than favouring one.
+  const runs = [];
+  for (const s of selected) {
+    const result = { name: s.name, status: 'ok' };
+    process.stdout.write(`  starting ${s.name} … `);
+    try {
+      const started = await s.start();
+      Object.assign(result, started.extra ?? {});
+      if (!s.direct) {
+        await sleep(500); // let start-up garbage settle
+        const rss = rssOf(started.child.pid);
+        result.idleRssMB = rss.totalMB;
+        if (rss.processes.length > 1) result.idleRssByProcess = rss.processes;
+      }
+      runs.push({ s, run: started, result, rounds: [] });
+      const parts = result.idleRssByProcess ? ` = ${result.idleRssByProcess.map((p) => `${p.rssMB}`).join(' + ')} over ${result.idleRssByProcess.length} processes` : '';
+      console.log(`ok${result.idleRssMB ? ` (idle RSS ${result.idleRssMB} MB${parts})` : ''}${result.readyAfterMs ? `, ready after ${(result.readyAfterMs / 1000).toFixed(1)}s` : ''}`);
+    } catch (err) {
+      result.status = 'failed';
+      result.error = err.message.replace(/\s+/g, ' ').slice(0, 400);
+      console.log(`failed: ${result.error}`);
+    }
+    if (result.status === 'failed') runs.push({ s, run: null, result, rounds: [] });
+    else park(runs.at(-1).run);
+  }
+  if (runs.every((r) => !r.run)) throw new Error('no scenario could be started');
+
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const r of runs) {
+      if (!r.run || r.result.status !== 'ok') continue;
+      const { s, run, result } = r;
+      try {
+        repin(run.child.pid, cpus.sut);
+        if (r.run.child.exitInfo) throw new Error(`exited (${r.run.child.exitInfo.signal ?? `code ${r.run.child.exitInfo.code}`}): ${tail(r.run.child.output, 4)}`);
+        const warm = round === 0 ? settings.warmupS : Math.min(1, settings.warmupS);
+        if (warm > 0) await wrk(run.port, warm);
+        const m = await measure(run, settings.durationS);
+        const errors = m.non2xx + m.socketErrors.read + m.socketErrors.write + m.socketErrors.timeout + m.socketErrors.connect;
+        delete m.raw;
+        r.rounds.push(m);
+        console.log(`  round ${round + 1}/${settings.rounds} ${s.name.padEnd(20)} ${m.rps.toFixed(0).padStart(7)} req/s  p50 ${fmtMs(m.p50Ms)}  p99 ${fmtMs(m.p99Ms)}  ` +
+          `cpu: SUT ${m.sutCpuPct}%${m.backendCpuPct === null ? '' : ` backend ${m.backendCpuPct}%`} wrk ${m.wrkCpuPct}% irq ${m.irqCpuPct}% other ${m.otherCpuPct}%` +
+          (errors ? `  errors: ${m.non2xx} non-2xx, socket ${JSON.stringify(m.socketErrors)}` : ''));
+        if (m.non2xx > 0.01 * (m.requests ?? 1) || m.socketErrors.connect > 0) {
+          throw new Error(`${m.non2xx} non-2xx responses and ${m.socketErrors.connect} connect errors out of ${m.requests} requests`);
+        }
+      } catch (err) {
+        result.status = 'failed';
+        result.error = err.message.replace(/\s+/g, ' ').slice(0, 400);
+        console.log(`  ${s.name}: failed: ${result.error}`);
+      } finally {
+        park(run);
+      }
+    }
+  }
+
+  for (const r of runs) {
+    const { result, rounds, run, s } = r;
+    if (run && !s.direct && !run.child.exitInfo) result.rssAfterLoadMB = rssMB(run.child.pid);
+    if (run && !run.shared) await stop(run.child);
+    if (result.status !== 'ok') continue;
+    result.rps = round2(median(rounds.map((m) => m.rps)));
+    result.p50Ms = round2(median(rounds.map((m) => m.p50Ms)));
+    result.p99Ms = round2(median(rounds.map((m) => m.p99Ms)));
+    const medianPct = (key) => { const v = median(rounds.map((m) => m[key])); return v === null ? null : Math.round(v); };
+    result.sutCpuPct = medianPct('sutCpuPct');
+    result.backendCpuPct = medianPct('backendCpuPct');
+    result.wrkCpuPct = medianPct('wrkCpuPct');
+    result.irqCpuPct = medianPct('irqCpuPct');
+    result.otherCpuPct = Math.max(...rounds.map((m) => m.otherCpuPct));
+    result.rounds = rounds;
+  }
+  await stop(backend.child);
+
+  report(runs.map((r) => r.result));
+}
+
+// ---------------------------------------------------------------- report
+
+function fmtMs(x) { return x === null || x === undefined ? '—' : x < 1 ? `${(x * 1000).toFixed(0)}µs` : `${x.toFixed(2)}ms`; }
+function fmtRatio(x) { return x === null || x === undefined || !Number.isFinite(x) ? '—' : `${x.toFixed(2)}×`; }
+
+function versionOf(cmd) {
+  try { return execFileSync('sh', ['-c', `${cmd} 2>&1; true`], { encoding: 'utf8' }).split('\n')[0].trim() || null; } catch { return null; }
+}
+
+function report(results) {
+  const by = Object.fromEntries(results.map((r) => [r.name, r]));
+  const ok = (n) => by[n]?.status === 'ok' ? by[n] : null;
+  const pw = ok('portway');
+  const ratios = {};
+  for (const r of results) {
+    if (r.name === 'portway' || r.name === 'portway-10k-routes' || r.status !== 'ok' || !pw) continue;
+    ratios[r.name] = { throughput: round2(pw.rps / r.rps), p99: round2(pw.p99Ms / r.p99Ms) };
+  }
+
+  const rows = [['scenario', 'req/s', 'p50', 'p99', 'SUT cpu', 'backend cpu', 'idle RSS', 'RSS after', 'PW÷ req/s', 'PW÷ p99']];
+  for (const r of results) {
+    if (r.status !== 'ok') { rows.push([r.name, `failed: ${r.error}`]); continue; }
+    const rat = ratios[r.name];
+    rows.push([
+      r.name, r.rps.toFixed(0), fmtMs(r.p50Ms), fmtMs(r.p99Ms), `${r.sutCpuPct}%`, r.backendCpuPct === null ? '(SUT)' : `${r.backendCpuPct}%`,
+      r.idleRssMB ? `${r.idleRssMB} MB` : '—', r.rssAfterLoadMB ? `${r.rssAfterLoadMB} MB` : '—',
+      rat ? fmtRatio(rat.throughput) : '—', rat ? fmtRatio(rat.p99) : '—',
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.filter((row) => row.length > 2).map((row) => String(row[i] ?? '').length)));
+  console.log('');
+  for (const [i, row] of rows.entries()) {
+    if (row.length === 2) console.log(`${row[0].padEnd(widths[0])}  ${row[1]}`);
+    else console.log(row.map((c, j) => (j === 0 ? String(c).padEnd(widths[j]) : String(c).padStart(widths[j]))).join('  '));
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+  console.log('PW÷ = Portway (10 routes) ÷ that scenario: req/s above 1 means Portway is faster; p99 below 1 means its tail latency is lower.');
+
+  const nodePeers = ['node-http-proxy', 'fastify-http-proxy'].map(ok).filter(Boolean);
+  const bestNode = nodePeers.length ? nodePeers.reduce((a, b) => (b.rps > a.rps ? b : a)) : null;
+  const nginx = ok('nginx');
+  const large = ok('portway-10k-routes');
+  const target = (name, want, actual, met, why) => ({ name, target: want, actual: actual ?? null, met: met ?? null, ...(why ? { note: why } : {}) });
+  const na = (what) => `n/a (${what} did not run)`;
+  const targets = [
+    pw && bestNode
+      ? target('throughput vs best Node.js peer', '≥ 1.30×', round2(pw.rps / bestNode.rps), pw.rps / bestNode.rps >= 1.3, `best peer: ${bestNode.name}`)
+      : target('throughput vs best Node.js peer', '≥ 1.30×', null, null, na(pw ? 'no Node.js peer' : 'Portway')),
+    pw && nginx
+      ? target('throughput vs nginx', '≥ 0.70×', round2(pw.rps / nginx.rps), pw.rps / nginx.rps >= 0.7)
+      : target('throughput vs nginx', '≥ 0.70×', null, null, na(pw ? 'nginx' : 'Portway')),
+    pw && nginx
+      ? target('p99 vs nginx', '≤ 1.50×', round2(pw.p99Ms / nginx.p99Ms), pw.p99Ms / nginx.p99Ms <= 1.5)
+      : target('p99 vs nginx', '≤ 1.50×', null, null, na(pw ? 'nginx' : 'Portway')),
+    pw
+      ? target('idle RSS (10 routes)', '≤ 80 MB', pw.idleRssMB, pw.idleRssMB <= 80)
+      : target('idle RSS (10 routes)', '≤ 80 MB', null, null, na('Portway')),
+    pw && large
+      ? target('10,000 routes ÷ 10 routes throughput', '≥ 0.90×', round2(large.rps / pw.rps), large.rps / pw.rps >= 0.9)
+      : target('10,000 routes ÷ 10 routes throughput', '≥ 0.90×', null, null, na(pw ? 'the 10,000-route scenario' : 'Portway')),
+  ];
+  console.log('\nTargets:');
+  for (const t of targets) {
+    const verdict = t.met === null ? 'n/a' : t.met ? 'met' : 'NOT MET';
+    const actual = t.actual === null ? '' : typeof t.actual === 'number' && t.name.includes('RSS') ? `${t.actual} MB` : fmtRatio(t.actual);
+    console.log(`  ${verdict.padEnd(7)}  ${t.name.padEnd(38)} ${t.target.padEnd(8)} ${actual}${t.note ? `  (${t.note})` : ''}`);
+  }
+  const warnings = [];
+  const busyMachine = results.filter((r) => r.status === 'ok' && r.otherCpuPct > 25);
+  if (busyMachine.length) {
+    warnings.push(`WARNING: other processes used up to ${Math.max(...busyMachine.map((r) => r.otherCpuPct))}% of a core during ` +
+      `${busyMachine.map((r) => r.name).join(', ')}: the machine was not quiet, so these figures are noisy. Rerun when it is.`);
+  }
+  const notSutBound = results.filter((r) => r.status === 'ok' && r.sutCpuPct < 85);
+  if (cpus.sut !== null && notSutBound.length) {
+    warnings.push(`Note: ${notSutBound.map((r) => `${r.name} (${r.sutCpuPct}%)`).join(', ')} did not use its whole core: ` +
+      'something else (the shared wrk+backend core, or other processes) limited that figure, which understates it ' +
+      '(see README.md, "Reading the results").');
+  }
+  for (const w of warnings) console.log(`\n${w}`);
+
+  const doc = {
+    benchmark: 'portway data plane (hack/bench)',
+    date: new Date().toISOString(),
+    commit: (() => { try { return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return null; } })(),
+    machine: {
+      cpus: ncpu,
+      cpuModel: os.cpus()[0]?.model ?? null,
+      memoryGB: Math.round(os.totalmem() / 2 ** 30),
+      kernel: os.release(),
+      node: process.version,
+      wrk: versionOf('wrk -v'),
+      nginx: versionOf('nginx -v'),
+      peers: (() => { try { const lock = JSON.parse(readFileSync(path.join(HERE, 'peers', 'package-lock.json'), 'utf8')); return Object.fromEntries(['http-proxy', 'fastify', '@fastify/http-proxy', '@fastify/reply-from', 'undici'].map((n) => [n, lock.packages?.[`node_modules/${n}`]?.version ?? lock.packages?.[`node_modules/@fastify/reply-from/node_modules/${n}`]?.version ?? null])); } catch { return null; } })(),
+    },
+    settings: {
+      ...settings, out: undefined, only: settings.only.length ? settings.only : undefined,
+      request: REQUEST,
+      pinning: cpus.sut === null ? 'off' : { systemUnderTest: `cpu${cpus.sut}`, wrk: `cpu${cpus.load}`, backend: `cpu${cpus.backend}` },
+    },
+    scenarios: results,
+    ratios: { note: 'Portway (10 routes) ÷ scenario', ...ratios },
+    targets,
+    warnings,
+  };
+  mkdirSync(path.dirname(settings.out), { recursive: true });
+  writeFileSync(settings.out, JSON.stringify(doc, null, 2) + '\n');
+  console.log(`\nWrote ${path.relative(process.cwd(), settings.out) || settings.out}`);
+  if (settings.strict && targets.some((t) => t.met !== true)) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.message}`);
+  killAllNow();
+  process.exit(1);
+});
