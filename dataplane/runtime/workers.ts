@@ -22,7 +22,7 @@ import { createTlsSupport } from './tls-support.js';
 type ToWorker =
   | { type: 'portway:snapshot'; wire: WireSnapshot; secrets: StoredObject[] }
   | { type: 'portway:drain'; durationMs: number };
-type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean };
+type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean } | { type: 'portway:hello' };
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} [${cluster.isPrimary ? 'primary' : `worker ${process.pid}`}] ${line}\n`);
@@ -65,8 +65,12 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
   const fork = () => {
     const w = cluster.fork();
     workers.add(w);
-    w.on('online', () => latest && w.send(latest));
     w.on('message', (m: ToPrimary) => {
+      // A worker says hello once it listens for messages: anything sent earlier would be lost.
+      if (m?.type === 'portway:hello') {
+        if (latest) w.send(latest);
+        return;
+      }
       if (m?.type !== 'portway:applied' || !latestSnapshot) return;
       applied.set(w, m.version);
       // Ready once every worker serves this version (readiness then never flaps back).
@@ -87,7 +91,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
     statusPort: options.statusPort,
     metricsPort: options.metricsPort,
     adminPort: options.adminPort,
-    registry: registry as unknown as Registry,
+    // The metrics server renders what every worker's registry holds, summed by prom-client.
+    registry: { contentType: registry.contentType, metrics: () => registry.clusterMetrics().catch((err: Error) => { log(`metrics: ${err.message}`); throw err; }) } as unknown as Registry,
     getSnapshot: () => pipeline.snapshot,
     state,
   });
@@ -126,6 +131,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
 
 async function runWorker(options: ProxyOptions): Promise<number> {
   const registry = new Registry();
+  // Constructing an AggregatorRegistry is what makes a worker answer the primary's scrapes.
+  new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
   const secrets = new ObjectStore();
   const tls = createTlsSupport({ registry, store: secrets, namespace: options.namespace, log });
@@ -153,6 +160,7 @@ async function runWorker(options: ProxyOptions): Promise<number> {
       });
     }
   });
+  process.send?.({ type: 'portway:hello' } satisfies ToPrimary);
   // The primary owns signals: a worker ignores them and waits for the drain message.
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);

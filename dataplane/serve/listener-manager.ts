@@ -241,7 +241,8 @@ export class ListenerManager {
       };
       server.once('error', onError);
       server.once('listening', onListening);
-      server.listen({ host: listener.bindAddress, port: listener.bindPort, exclusive: true });
+      // Not exclusive: --concurrency workers share each listening socket through node:cluster.
+      server.listen({ host: listener.bindAddress, port: listener.bindPort });
     });
   }
 

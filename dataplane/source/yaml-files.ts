@@ -47,7 +47,7 @@ export function parseConfigText(text: string, file: string, defaultNamespace: st
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {
     if (doc.errors.length > 0) {
-      problems.push({ file, message: `document ${i + 1}: ${doc.errors[0]!.message}` });
+      problems.push({ file, message: `document ${i + 1}: ${oneLine(doc.errors[0]!.message)}` });
       return;
     }
     const value = doc.toJS() as unknown;
@@ -107,4 +107,9 @@ export function loadConfigFiles(paths: readonly string[], defaultNamespace: stri
     result.problems.push(...parsed.problems);
   }
   return result;
+}
+
+/** The yaml library's messages carry a code excerpt over several lines; logs want one line. */
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.replace(/:$/, '');
 }

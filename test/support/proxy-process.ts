@@ -1,0 +1,93 @@
+// Runs `portway proxy` as a real child process (the README's command), for feature and
+// end-to-end tests: waits for readiness, collects its output, stops it with a signal.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from './repo-root.js';
+import { closedPort } from './echo-backend.js';
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  statusPort: number;
+  metricsPort: number;
+  adminPort: number;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<number | null>;
+  /** Resolves with the first stderr line that matches (or rejects after timeoutMs). */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
+  const statusPort = await closedPort();
+  const metricsPort = await closedPort();
+  const adminPort = await closedPort();
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot(), 'bin', 'portway.js'), 'proxy', '--status-port', String(statusPort), '--metrics-port', String(metricsPort), '--admin-port', String(adminPort), ...args],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  const collect = (into: string[], notify: boolean) => {
+    let rest = '';
+    return (chunk: Buffer) => {
+      const lines = (rest + chunk.toString('utf8')).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        into.push(line);
+        if (!notify) continue;
+        for (const w of [...waiters]) {
+          if (w.pattern.test(line)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
+        }
+      }
+    };
+  };
+  child.stdout!.on('data', collect(stdout, false));
+  child.stderr!.on('data', collect(stderr, true));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const proc: ProxyProcess = {
+    child,
+    statusPort,
+    metricsPort,
+    adminPort,
+    stdout,
+    stderr,
+    exited,
+    waitForLog(pattern, timeoutMs = 10_000) {
+      const seen = stderr.find((l) => pattern.test(l));
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; stderr:\n${stderr.join('\n')}`)), timeoutMs);
+        waiters.push({ pattern, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  // Ready means the first snapshot is serving.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`portway proxy exited with ${child.exitCode}:\n${stderr.join('\n')}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${statusPort}/healthz/ready`);
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`portway proxy not ready within 20 s:\n${stderr.join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return proc;
+}
