@@ -131,7 +131,8 @@ describe('proxy process: standalone mode on YAML files', function () {
     await load;
     agent.destroy();
     assert.ok(appliedAfter >= 0, 'the new route was never served');
-    assert.ok(appliedAfter < 1000, `the change took ${appliedAfter} ms to apply`);
+    // Typically ~150 ms (fs.watch + 100 ms debounce); the bound leaves room for a loaded CI machine.
+    assert.ok(appliedAfter < 3000, `the change took ${appliedAfter} ms to apply`);
     assert.equal((await get(port, 'app.example.com', '/v1/a')).status, 404, 'the old route is gone');
     assert.ok(sent > 10, `only ${sent} requests were sent`);
     assert.deepEqual(failures, []);
