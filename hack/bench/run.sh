@@ -63,10 +63,12 @@ if [[ ! -d "$ROOT/node_modules" ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 if [[ "${npm_lifecycle_event:-}" != "bench" && "${BENCH_BUILD:-1}" != "0" ]]; then
-  # `npm run bench` has just built; run directly, build here. A failed build is not fatal: the
-  # Portway scenarios then report why they could not start, and the peers are still measured.
+  # `npm run bench` has just built; run directly, build here. A failed build is not fatal: tsc
+  # still emits what compiles, a Portway that cannot start is reported as such in the table,
+  # and the peers are measured either way.
   log "npm run build"
-  npm run --silent build || log "build failed: the Portway scenarios will report it"
+  npm run --silent build >"${TMPDIR:-/tmp}/portway-bench-build.log" 2>&1 ||
+    log "the build reported errors (see ${TMPDIR:-/tmp}/portway-bench-build.log); measuring what dist/ holds"
 fi
 
 # --- run, and stop everything it started whatever happens ------------------------------------
