@@ -66,6 +66,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     statusPort: options.statusPort,
     metricsPort: options.metricsPort,
     adminPort: options.adminPort,
+    // Status and metrics follow the listeners' address (a pod IP when several proxies share a host).
+    bindAddress: options.bindAddress,
     registry,
     getSnapshot: () => pipeline.snapshot,
     state: dataPlane.state,

@@ -91,6 +91,7 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
     statusPort: options.statusPort,
     metricsPort: options.metricsPort,
     adminPort: options.adminPort,
+    bindAddress: options.bindAddress,
     // The metrics server renders what every worker's registry holds, summed by prom-client.
     registry: { contentType: registry.contentType, metrics: () => registry.clusterMetrics().catch((err: Error) => { log(`metrics: ${err.message}`); throw err; }) } as unknown as Registry,
     getSnapshot: () => pipeline.snapshot,
