@@ -277,6 +277,8 @@ export class HttpRequestHandler {
       case 'route':
         this.proxy(ex, route, view, decorate);
         return;
+      default:
+        throw new Error(`route ${route.name} has an action this proxy does not know: ${(action as { kind?: unknown }).kind}`);
     }
   }
 
