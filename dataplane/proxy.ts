@@ -7,7 +7,6 @@ import type { ProxyOptions } from '../cli/proxy-command.js';
 import { startAdminServers, type AdminServers } from './admin/index.js';
 import { ConfigPipeline } from './runtime/config-pipeline.js';
 import { createDataPlane, type DataPlane } from './serve/data-plane.js';
-import { createKubernetesSource, loadKubeConfig } from './source/kubernetes-source.js';
 import { FileSource } from './source/file-source.js';
 import { ObjectStore } from './store/object-store.js';
 import { ClusterManager } from './upstream/index.js';
@@ -88,6 +87,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const first = pipeline.rebuild();
     ready = first ? apply(first) : Promise.resolve();
   } else {
+    // Loaded only in cluster mode: the Kubernetes client is most of a standalone proxy's memory otherwise.
+    const { createKubernetesSource, loadKubeConfig } = await import('./source/kubernetes-source.js');
     const kube = createKubernetesSource(store, { kubeConfig: loadKubeConfig(), namespace: options.namespace, log });
     kube.start();
     stopSource = () => kube.stop();

@@ -13,7 +13,6 @@ import { createDataPlane } from '../serve/data-plane.js';
 import { snapshotFromWire, snapshotToWire, type WireSnapshot } from '../snapshot/wire.js';
 import type { Snapshot } from '../snapshot/types.js';
 import { FileSource } from '../source/file-source.js';
-import { createKubernetesSource, loadKubeConfig } from '../source/kubernetes-source.js';
 import { ObjectStore } from '../store/object-store.js';
 import { ClusterManager } from '../upstream/index.js';
 import { ConfigPipeline } from './config-pipeline.js';
@@ -108,6 +107,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
     stopSource = () => files.stop();
     pipeline.rebuild();
   } else {
+    // Loaded only in cluster mode: the Kubernetes client is most of a standalone proxy's memory otherwise.
+    const { createKubernetesSource, loadKubeConfig } = await import('../source/kubernetes-source.js');
     const kube = createKubernetesSource(store, { kubeConfig: loadKubeConfig(), namespace: options.namespace, log });
     kube.start();
     stopSource = () => kube.stop();
