@@ -1,7 +1,7 @@
 // An HTTP backend for feature tests: answers every request with JSON describing it (its
 // name, method, url, headers, body), plus
-//   /status/<code>          that status (JSON body as usual)
-//   /delay/<ms>             the answer after <ms> milliseconds
+//   .../status/<code>       that status (JSON body as usual), at the end of any path
+//   .../delay/<ms>          the answer after <ms> milliseconds, at the end of any path
 //   /response-headers?k=v   the query parameters as response headers (repeatable)
 //   Upgrade (WebSocket)     101 Switching Protocols, then echoes every byte back
 // Listens on 127.0.0.1 (port 0 = any free port) and records what it received.
@@ -34,7 +34,13 @@ export interface EchoBackend {
   close(): Promise<void>;
 }
 
-export async function startEchoBackend(name: string, options: { port?: number } = {}): Promise<EchoBackend> {
+export interface EchoOptions {
+  port?: number;
+  /** Answer every request with this status (a failing backend). */
+  status?: number;
+}
+
+export async function startEchoBackend(name: string, options: EchoOptions = {}): Promise<EchoBackend> {
   const requests: EchoRecord[] = [];
   const upgrades: EchoRecord[] = [];
   const sockets = new Set<Socket>();
@@ -45,11 +51,11 @@ export async function startEchoBackend(name: string, options: { port?: number } 
       const record: EchoRecord = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       requests.push(record);
       const url = new URL(req.url ?? '/', 'http://backend');
-      let status = 200;
+      let status = options.status ?? 200;
       let delay = 0;
-      const statusMatch = /^\/status\/(\d{3})$/.exec(url.pathname);
+      const statusMatch = /\/status\/(\d{3})$/.exec(url.pathname);
       if (statusMatch) status = Number(statusMatch[1]);
-      const delayMatch = /^\/delay\/(\d+)$/.exec(url.pathname);
+      const delayMatch = /\/delay\/(\d+)$/.exec(url.pathname);
       if (delayMatch) delay = Number(delayMatch[1]);
       const extra: Array<[string, string]> = url.pathname === '/response-headers' ? [...url.searchParams.entries()] : [];
       const send = () => {
