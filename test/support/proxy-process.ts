@@ -20,8 +20,15 @@ export interface ProxyProcess {
 }
 
 export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-  const statusPort = await closedPort();
-  const metricsPort = await closedPort();
+  return launch('127.0.0.1', await closedPort(), await closedPort(), args, env);
+}
+
+/** A proxy standing in for a pod: everything but the admin port on the pod's IP, Istio's ports. */
+export async function startProxyProcessAt(podIp: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
+  return launch(podIp, 15021, 15090, ['--bind-address', podIp, ...args], env);
+}
+
+async function launch(address: string, statusPort: number, metricsPort: number, args: string[], env: NodeJS.ProcessEnv): Promise<ProxyProcess> {
   const adminPort = await closedPort();
   const child = spawn(
     process.execPath,
@@ -72,12 +79,12 @@ export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv =
       return exited;
     },
   };
-  // Ready means the first snapshot is serving.
-  const deadline = Date.now() + 20_000;
+  // Ready means the first snapshot is serving (in cluster mode: after a full first sync).
+  const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`portway proxy exited with ${child.exitCode}:\n${stderr.join('\n')}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${statusPort}/healthz/ready`);
+      const res = await fetch(`http://${address}:${statusPort}/healthz/ready`);
       await res.arrayBuffer();
       if (res.status === 200) break;
     } catch {
@@ -85,7 +92,7 @@ export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv =
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`portway proxy not ready within 20 s:\n${stderr.join('\n')}`);
+      throw new Error(`portway proxy not ready within 30 s:\n${stderr.join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

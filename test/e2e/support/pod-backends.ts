@@ -1,0 +1,51 @@
+// Local processes standing in for kwok pods: an httpbin-like server bound to each Running
+// pod's loopback IP, so Services, EndpointSlices and DestinationRule subsets are all real.
+
+import { CoreV1Api } from '@kubernetes/client-node';
+import { startHttpbin, type RunningHttpbin } from '../../../cli/demo/httpbin.js';
+import type { Cluster } from './cluster.js';
+import { eventually } from './wait.js';
+
+export interface PodBackends {
+  /** Backends by pod name. */
+  byPod: Map<string, RunningHttpbin>;
+  /** Starts backends for pods that appeared since (after a scale-up). */
+  refresh(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function runningPods(cluster: Cluster, namespace: string, selector: string, count?: number): Promise<Array<{ name: string; ip: string; labels: Record<string, string> }>> {
+  const core = cluster.kc.makeApiClient(CoreV1Api);
+  return eventually(
+    async () => {
+      const pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
+      const running = pods.items.filter((p) => p.status?.phase === 'Running' && p.status.podIP && !p.metadata?.deletionTimestamp);
+      if (count !== undefined && running.length !== count) return undefined;
+      if (running.length === 0) return undefined;
+      return running.map((p) => ({ name: p.metadata!.name!, ip: p.status!.podIP!, labels: p.metadata!.labels ?? {} }));
+    },
+    { timeoutMs: 60_000, intervalMs: 250, what: `${count ?? 'some'} Running pods with IPs for ${selector} in ${namespace}` },
+  );
+}
+
+/** One httpbin per Running pod matching `selector`, listening on podIP:port, named after the pod. */
+export async function servePods(cluster: Cluster, namespace: string, selector: string, port: number, count?: number): Promise<PodBackends> {
+  const byPod = new Map<string, RunningHttpbin>();
+  const startMissing = async (pods: Array<{ name: string; ip: string }>) => {
+    const started: string[] = [];
+    for (const pod of pods) {
+      if (byPod.has(pod.name)) continue;
+      byPod.set(pod.name, await startHttpbin({ name: pod.name, host: pod.ip, port }));
+      started.push(pod.name);
+    }
+    return started;
+  };
+  await startMissing(await runningPods(cluster, namespace, selector, count));
+  return {
+    byPod,
+    refresh: async () => startMissing(await runningPods(cluster, namespace, selector)),
+    close: async () => {
+      await Promise.all([...byPod.values()].map((b) => b.close()));
+    },
+  };
+}
