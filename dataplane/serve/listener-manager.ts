@@ -193,6 +193,9 @@ export class ListenerManager {
           headersTimeout: limits.headersTimeout,
           requestTimeout: limits.requestTimeout,
           keepAliveTimeout: limits.keepAliveTimeout,
+          // How often node enforces headersTimeout/requestTimeout (its default, 30 s, would let a
+          // slowloris client hold a connection well past the limit).
+          connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(limits.headersTimeout / 4))),
           insecureHTTPParser: false,
           requireHostHeader: true,
           noDelay: true,
@@ -201,8 +204,9 @@ export class ListenerManager {
       );
       server.on('upgrade', upgrade);
     }
-    // One more than the limit, so the handler can see the limit was passed and answer 431.
-    server.maxHeadersCount = limits.maxHeadersCount + 1;
+    // Node drops headers past maxHeadersCount silently (possibly Host, which then fails as a
+    // 400): it keeps a generous number, and the handler answers 431 past the real limit.
+    server.maxHeadersCount = Math.max(limits.maxHeadersCount + 1, 2000);
     server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
     server.keepAliveTimeout = limits.keepAliveTimeout;
     server.headersTimeout = limits.headersTimeout;

@@ -44,7 +44,8 @@ export async function startEchoBackend(name: string, options: EchoOptions = {}):
   const requests: EchoRecord[] = [];
   const upgrades: EchoRecord[] = [];
   const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
+  // Large header blocks pass through the proxy in tests: accept more than node's 16 KiB.
+  const server = createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

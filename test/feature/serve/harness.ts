@@ -13,6 +13,8 @@ export interface Harness {
   dataPlane: DataPlane;
   clusterManager: ClusterManager;
   registry: Registry;
+  /** Errors the request path caught (a bug each). */
+  errors: string[];
   /** Access log lines written so far. */
   logLines(): Promise<string[]>;
   apply(snapshot: Snapshot): Promise<void>;
@@ -24,6 +26,7 @@ export async function startHarness(options: { limits?: Partial<ServeLimits>; ran
   const clusterManager = new ClusterManager({ registry });
   const stream = new PassThrough();
   let text = '';
+  const errors: string[] = [];
   stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
   const dataPlane = createDataPlane({
     registry,
@@ -33,13 +36,14 @@ export async function startHarness(options: { limits?: Partial<ServeLimits>; ran
     random: options.random,
     defaultMetrics: false,
     onError: (err, req) => {
-      throw Object.assign(new Error(`unexpected serving error for ${req}: ${(err as Error)?.stack ?? err}`), { cause: err });
+      errors.push(`${req}: ${(err as Error)?.message ?? err}`);
     },
   });
   return {
     dataPlane,
     clusterManager,
     registry,
+    errors,
     async logLines() {
       await dataPlane.accessLog.flush();
       return text.split('\n').filter(Boolean);
