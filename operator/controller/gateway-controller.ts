@@ -11,33 +11,21 @@ import type { StoredObject } from '../../dataplane/config/resources.js';
 import { ObjectStore } from '../../dataplane/store/object-store.js';
 import { setCondition, type Condition } from './conditions.js';
 import { WorkQueue } from './workqueue.js';
-import { renderGatewayObjects, type RenderOptions } from '../render/index.js';
+import { RENDERED_KINDS, renderGatewayObjects, type RenderedKind, type RenderOptions } from '../render/index.js';
 import { validateGatewayDeployment } from '../api/validate.js';
-import type { GatewayDeployment } from '../api/types.js';
+import { API_VERSION, type GatewayDeployment } from '../api/types.js';
+import { GATEWAY_LABEL, GATEWAY_NAMESPACE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../api/labels.js';
 
 export const FIELD_MANAGER = 'portway-operator';
 export const FINALIZER = 'portway.dev/cleanup';
-export const GATEWAY_LABEL = 'portway.dev/gateway';
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY = 'portway-operator';
 
-const GATEWAY_DEPLOYMENT: WatchedKind = { kind: 'GatewayDeployment', apiVersion: 'portway.dev/v1alpha1', plural: 'gatewaydeployments' };
+const GATEWAY_DEPLOYMENT: WatchedKind = { kind: 'GatewayDeployment', apiVersion: API_VERSION, plural: 'gatewaydeployments' };
 
-/** The kinds the renderer produces, with their REST names; watched by the managed-by label. */
-export const OWNED_KINDS: Array<WatchedKind & { clusterScoped?: boolean }> = [
-  { kind: 'ServiceAccount', apiVersion: 'v1', plural: 'serviceaccounts' },
-  { kind: 'Role', apiVersion: 'rbac.authorization.k8s.io/v1', plural: 'roles' },
-  { kind: 'RoleBinding', apiVersion: 'rbac.authorization.k8s.io/v1', plural: 'rolebindings' },
-  { kind: 'ClusterRole', apiVersion: 'rbac.authorization.k8s.io/v1', plural: 'clusterroles', clusterScoped: true },
-  { kind: 'ClusterRoleBinding', apiVersion: 'rbac.authorization.k8s.io/v1', plural: 'clusterrolebindings', clusterScoped: true },
-  { kind: 'Deployment', apiVersion: 'apps/v1', plural: 'deployments' },
-  { kind: 'Service', apiVersion: 'v1', plural: 'services' },
-  { kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2', plural: 'horizontalpodautoscalers' },
-  { kind: 'PodDisruptionBudget', apiVersion: 'policy/v1', plural: 'poddisruptionbudgets' },
-].map((k) => ({ ...k, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }));
+/** The kinds the renderer produces, watched by the managed-by label so changes requeue the owner. */
+const OWNED_KINDS: WatchedKind[] = RENDERED_KINDS.map((k) => ({ kind: k.kind, apiVersion: k.apiVersion, plural: k.plural, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }));
 
-function pluralOf(kind: string): { apiVersion: string; plural: string; clusterScoped?: boolean } {
-  const k = OWNED_KINDS.find((o) => o.kind === kind);
+function kindInfo(kind: string): RenderedKind {
+  const k = RENDERED_KINDS.find((o) => o.kind === kind);
   if (!k) throw new Error(`the renderer produced a kind the operator does not manage: ${kind}`);
   return k;
 }
@@ -94,7 +82,7 @@ export class GatewayController {
     if (obj.kind === 'GatewayDeployment') return `${obj.metadata.namespace}/${obj.metadata.name}`;
     const name = obj.metadata.labels?.[GATEWAY_LABEL];
     if (!name) return undefined;
-    const ns = obj.metadata.namespace ?? obj.metadata.labels?.['portway.dev/gateway-namespace'];
+    const ns = obj.metadata.namespace ?? obj.metadata.labels?.[GATEWAY_NAMESPACE_LABEL];
     return ns ? `${ns}/${name}` : undefined;
   }
 
@@ -144,15 +132,15 @@ export class GatewayController {
 
     const problems = validateGatewayDeployment(gd);
     if (problems.length > 0) {
-      await this.writeStatus(gd, { degraded: { reason: 'InvalidSpec', message: problems.map((p) => (typeof p === 'string' ? p : `${p.field}: ${p.message}`)).join('; ') } });
+      await this.writeStatus(gd, { degraded: { reason: 'InvalidSpec', message: problems.map((p) => `${p.field}: ${p.message}`).join('; ') } });
       return;
     }
 
     const desired = renderGatewayObjects(gd, this.o.render ?? {});
     const applyErrors: string[] = [];
     for (const obj of desired) {
-      const info = pluralOf(obj.kind);
-      const path = objectPath(info.apiVersion, info.plural, info.clusterScoped ? undefined : obj.metadata?.namespace ?? namespace, obj.metadata!.name!);
+      const info = kindInfo(obj.kind);
+      const path = objectPath(info.apiVersion, info.plural, info.namespaced ? obj.metadata?.namespace ?? namespace : undefined, obj.metadata!.name!);
       try {
         await serverSideApply(kc, path, obj, FIELD_MANAGER, true);
       } catch (err) {
@@ -168,8 +156,8 @@ export class GatewayController {
   private async prune(gd: GatewayDeployment, desired: StoredObject[]): Promise<void> {
     const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
     const ns = gd.metadata.namespace!;
-    for (const kind of OWNED_KINDS) {
-      if (kind.clusterScoped) continue;
+    for (const kind of RENDERED_KINDS) {
+      if (!kind.namespaced) continue;
       for (const obj of this.store.list(kind.kind, ns)) {
         if (obj.metadata.labels?.[GATEWAY_LABEL] !== gd.metadata.name) continue;
         const owners = (obj.metadata as { ownerReferences?: Array<{ uid: string }> }).ownerReferences ?? [];
@@ -181,10 +169,10 @@ export class GatewayController {
   }
 
   private async deleteClusterScoped(namespace: string, name: string): Promise<void> {
-    for (const kind of OWNED_KINDS.filter((k) => k.clusterScoped)) {
+    for (const kind of RENDERED_KINDS.filter((k) => !k.namespaced)) {
       for (const obj of this.store.list(kind.kind)) {
         const labels = obj.metadata.labels ?? {};
-        if (labels[GATEWAY_LABEL] === name && labels['portway.dev/gateway-namespace'] === namespace) {
+        if (labels[GATEWAY_LABEL] === name && labels[GATEWAY_NAMESPACE_LABEL] === namespace) {
           await this.deleteIgnoringMissing(objectPath(kind.apiVersion, kind.plural, undefined, obj.metadata.name));
         }
       }
