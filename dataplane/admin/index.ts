@@ -30,6 +30,7 @@ export interface AdminServers {
   readonly statusPort: number;
   readonly metricsPort: number;
   readonly adminPort: number;
+  readonly servers: { readonly status: Server; readonly metrics: Server; readonly admin: Server };
   close(): Promise<void>;
 }
 
@@ -41,13 +42,17 @@ export async function startAdminServers(options: AdminServersOptions): Promise<A
     return listen(server, port, address, name);
   };
   try {
-    const statusPort = await start(createStatusServer(options.state), options.statusPort, host, 'status');
-    const metricsPort = await start(createMetricsServer(options.registry), options.metricsPort, host, 'metrics');
-    const adminPort = await start(createAdminServer(options.getSnapshot, options.state), options.adminPort, '127.0.0.1', 'admin');
+    const status = createStatusServer(options.state);
+    const metrics = createMetricsServer(options.registry);
+    const admin = createAdminServer(options.getSnapshot, options.state);
+    const statusPort = await start(status, options.statusPort, host, 'status');
+    const metricsPort = await start(metrics, options.metricsPort, host, 'metrics');
+    const adminPort = await start(admin, options.adminPort, '127.0.0.1', 'admin');
     return {
       statusPort,
       metricsPort,
       adminPort,
+      servers: { status, metrics, admin },
       close: async () => {
         await Promise.all(servers.map(closeServer));
       },

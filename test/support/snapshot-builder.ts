@@ -101,7 +101,7 @@ export function route(name: string, spec: RouteSpec): Route {
   }
   return {
     name,
-    virtualService: spec.virtualService ?? `default/${name.split('.')[0]}`,
+    virtualService: spec.virtualService ?? (name.includes('/') ? name.split('.')[0]! : `default/${name.split('.')[0]}`),
     matches: spec.matches ?? [],
     action,
     rewrite,
