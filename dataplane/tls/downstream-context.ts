@@ -5,14 +5,19 @@
 // they started with, and no handshake pays for parsing PEM.
 //
 // Two ways to serve a chain (see DownstreamTlsChain):
-//   - contextProvider(), for one tls.Server shared by every chain of a port, via
-//     createSniSelector (sni-selector.ts) as its SNICallback. Node then copies only the
-//     context's last certificate to the connection, so RSA+ECDSA pairs serve ECDSA only, and
-//     client-certificate modes are per server, so mixed modes need verifyPeer().
-//   - handshakeServer(), a tls.Server of the chain's own (never listening): the listener
-//     reads the ClientHello (tls-termination.ts), picks the chain and hands the socket over.
-//     Both certificates of an RSA+ECDSA pair are offered (OpenSSL picks by the client's
-//     signature algorithms) and OpenSSL enforces the chain's own client-certificate mode.
+//   - handshakeServer() (recommended): a tls.Server of the chain's own, never listening. The
+//     listener reads the ClientHello (tls-termination.ts), picks the chain with
+//     createSniSelector(...).select(sni) and hands the socket over. Everything in the policy
+//     applies: both certificates of an RSA+ECDSA pair (OpenSSL picks by the client's
+//     signature algorithms), min/max TLS version, ciphers, and the chain's own
+//     client-certificate mode enforced by OpenSSL; clients without SNI reach the catch-all.
+//   - contextProvider(), for one tls.Server shared by every chain of a port with
+//     createSniSelector as its SNICallback. Node only swaps in the certificate, key and CA
+//     store of the chosen context: only the LAST certificate of an RSA+ECDSA pair is served,
+//     and TLS versions, ciphers and the client-certificate mode are the shared server's
+//     (checked with Node 20 / OpenSSL 3.0). verifyPeer() then enforces the chain's mode, and
+//     clients without SNI get the server's default context. Fine for one-certificate
+//     SIMPLE chains with default versions and ciphers.
 // ALPN is the serving code's choice (ALPNProtocols in serverOptions, or on the shared server).
 
 import { createHash, randomBytes } from 'node:crypto';
