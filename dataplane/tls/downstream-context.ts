@@ -82,6 +82,9 @@ export function downstreamSecureContextOptions(
 export function clientCertVerification(mode: DownstreamTlsMode): { requestCert: boolean; rejectUnauthorized: boolean } {
   switch (mode) {
     case 'MUTUAL':
+      // OpenSSL then refuses a client without a certificate (alert certificate_required).
+      // Node drops one whose certificate does not verify right after the handshake, without
+      // an error event: the reason does not reach the logs, but nothing reaches the routes.
       return { requestCert: true, rejectUnauthorized: true };
     case 'OPTIONAL_MUTUAL':
       // Node would also drop clients that send no certificate; verifyPeer() rejects bad ones.
