@@ -75,6 +75,8 @@ interface BoundListener extends ListenerBinding {
   readonly family: ListenerFamily;
   readonly server: Server;
   readonly sockets: Set<Socket>;
+  /** Responses not finished yet: told to close their connection when a drain starts. */
+  readonly responses: Set<ServerResponse>;
 }
 
 const kActiveRequests = Symbol('portway.activeRequests');
@@ -218,6 +220,7 @@ export class ListenerManager {
       family,
       server,
       sockets: new Set<Socket>(),
+      responses: new Set<ServerResponse>(),
     });
     server.on('connection', (socket: Socket) => {
       b.sockets.add(socket);
@@ -254,7 +257,9 @@ export class ListenerManager {
   private trackRequest(b: BoundListener, socket: TrackedSocket, res: ServerResponse): void {
     socket[kActiveRequests] = (socket[kActiveRequests] ?? 0) + 1;
     socket[kServed] = true;
+    b.responses.add(res);
     res.once('close', () => {
+      b.responses.delete(res);
       const n = (socket[kActiveRequests] ?? 1) - 1;
       socket[kActiveRequests] = n;
       if (n === 0 && (this.deps.state.draining || b.closing)) closeWhenFlushed(socket);
@@ -278,7 +283,7 @@ export class ListenerManager {
    */
   async drain(durationMs: number): Promise<void> {
     this.deps.state.startDraining();
-    for (const b of this.allListeners()) for (const socket of b.sockets) closeIfIdle(socket);
+    for (const b of this.allListeners()) closeAfterCurrentResponses(b);
     if (this.deps.state.activeConnections === 0) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(finish, durationMs);
@@ -326,7 +331,7 @@ export class ListenerManager {
         this.closingListeners.delete(b);
         resolve();
       });
-      for (const socket of b.sockets) closeIfIdle(socket);
+      closeAfterCurrentResponses(b);
       if (graceMs > 0) {
         timer = setTimeout(() => destroyAll(b), graceMs);
         timer.unref();
@@ -337,6 +342,12 @@ export class ListenerManager {
     this.closing.set(b, done);
     return done;
   }
+}
+
+/** Responses still to be written carry `Connection: close`; idle keep-alive connections close now. */
+function closeAfterCurrentResponses(b: BoundListener): void {
+  for (const res of b.responses) if (!res.headersSent) res.shouldKeepAlive = false;
+  for (const socket of b.sockets) closeIfIdle(socket);
 }
 
 function destroyAll(b: BoundListener): void {

@@ -184,11 +184,21 @@ class ProxyExchange {
     }
   }
 
-  onResponseEnd(a: Attempt): void {
+  onResponseEnd(a: Attempt, trailers: Record<string, string | string[] | undefined> | undefined): void {
     a.settle({ status: a.status });
     this.finished = true;
     this.cleanup();
-    this.input.res.end();
+    const res = this.input.res;
+    if (trailers !== undefined && !res.destroyed) {
+      let any = false;
+      for (const _ in trailers) {
+        any = true;
+        break;
+      }
+      // Node sends them on a chunked HTTP/1.1 response or an HTTP/2 stream; gRPC status lives here.
+      if (any) res.addTrailers(trailers as Record<string, string>);
+    }
+    res.end();
   }
 
   onAttemptError(a: Attempt, err: Error): void {
@@ -357,9 +367,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     guard(this, () => this.exchange.onResponseData(this, controller, chunk));
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (!this.exchange.isLive(this)) return;
-    guard(this, () => this.exchange.onResponseEnd(this));
+    guard(this, () => this.exchange.onResponseEnd(this, trailers));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -42,9 +42,9 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 }
 
 /**
- * A copy of the downstream request headers without hop-by-hop headers, headers named in
- * Connection, HTTP/2 pseudo-headers and `expect`. `keepUpgrade` keeps nothing extra: the
- * upgrade token is passed to undici separately.
+ * A copy of the downstream request headers without hop-by-hop headers (except `TE: trailers`),
+ * headers named in Connection, HTTP/2 pseudo-headers and `expect`. An Upgrade token is passed
+ * to undici separately.
  */
 export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
   const named = connectionTokens(src.connection);
@@ -54,6 +54,9 @@ export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
     if (named !== undefined && named.has(name)) continue;
     out[name] = src[name];
   }
+  // `TE: trailers` is the one TE value that crosses a proxy (gRPC needs it; RFC 9113 §8.2.2).
+  const te = src.te;
+  if (typeof te === 'string' && te.trim().toLowerCase() === 'trailers' && !(named !== undefined && named.has('te'))) out.te = 'trailers';
   return out;
 }
 

@@ -23,7 +23,7 @@ import { httpsRedirectLocation, redirectLocation } from './redirect.js';
 import { RequestInfo } from './request-info.js';
 import { rewritePath } from './rewrite.js';
 import { RequestView, selectRoute, selectVirtualHost } from './route-selection.js';
-import { pickDestination, type ServingChain, type ServingListener, type ServingRoute } from './serving-table.js';
+import { chainCoversHost, pickDestination, selectChain, type ServingChain, type ServingListener, type ServingRoute } from './serving-table.js';
 import { forwardUpgrade } from './upgrade.js';
 import type { LeaseContext, Upstreams } from './upstreams.js';
 
@@ -143,7 +143,8 @@ export class HttpRequestHandler {
   private begin(serving: ServingListener, req: IncomingMessage, res: ServerResponse, upgrade: Exchange['upgrade']): Exchange {
     const socket = req.socket;
     let path = req.url ?? '/';
-    let authority = req.headers.host ?? '';
+    // HTTP/2 (through node's compatibility API) carries the authority as :authority.
+    let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
     if (path.charCodeAt(0) !== 47 /* '/' */ && (path.startsWith('http://') || path.startsWith('https://'))) {
       // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
       try {
@@ -181,7 +182,7 @@ export class HttpRequestHandler {
       sendLocalReply(res, info, { status: 431, flag: 'DPE', details: 'http1.too_many_headers', body: 'too many headers' });
       return;
     }
-    const chain: ServingChain | undefined = serving.plaintextChain;
+    const chain: ServingChain | undefined = selectChain(serving, info.serverName === '-' ? undefined : info.serverName);
     if (chain === undefined) {
       sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'filter_chain_not_found' });
       return;
@@ -192,6 +193,10 @@ export class HttpRequestHandler {
     }
     const table = chain.table;
     const host = hostWithoutPort(info.authority);
+    if (serving.scheme === 'https' && !chainCoversHost(chain, host)) {
+      sendLocalReply(res, info, { status: 421, details: 'misdirected_request', body: 'misdirected request' });
+      return;
+    }
     const vh = table === undefined ? undefined : selectVirtualHost(table, host);
     if (vh === undefined) {
       sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'route_not_found' });

@@ -32,6 +32,10 @@ export interface ServingListener {
   readonly chains: readonly ServingChain[];
   /** The chain plaintext requests use (the listener's HTTP chain). */
   readonly plaintextChain: ServingChain | undefined;
+  /** TLS listeners: the HTTP chains by SNI name, by wildcard suffix, and the one for any name. */
+  readonly sniExact: ReadonlyMap<string, ServingChain>;
+  readonly sniWildcard: ReadonlyArray<{ readonly suffix: string; readonly chain: ServingChain }>;
+  readonly sniDefault: ServingChain | undefined;
   /** Requests that matched no virtual host. */
   readonly unmatchedSeries: RequestSeries;
 }
@@ -114,6 +118,20 @@ export function compileServingListener(snapshot: Snapshot, listener: Listener, s
     return s;
   };
   const chains = listener.filterChains.map((chain) => compileChain(chain, snapshot, seriesFor));
+  const sniExact = new Map<string, ServingChain>();
+  const sniWildcard: Array<{ suffix: string; chain: ServingChain }> = [];
+  let sniDefault: ServingChain | undefined;
+  for (const c of chains) {
+    if (c.table === undefined) continue;
+    if (c.chain.serverNames.length === 0) sniDefault ??= c;
+    for (const name of c.chain.serverNames) {
+      const n = name.toLowerCase();
+      if (n === '*') sniDefault ??= c;
+      else if (n.startsWith('*.')) sniWildcard.push({ suffix: n.slice(1), chain: c });
+      else if (!sniExact.has(n)) sniExact.set(n, c);
+    }
+  }
+  sniWildcard.sort((a, b) => b.suffix.length - a.suffix.length);
   return {
     listener,
     snapshot,
@@ -121,6 +139,9 @@ export function compileServingListener(snapshot: Snapshot, listener: Listener, s
     scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
     chains,
     plaintextChain: chains.find((c) => c.table !== undefined || c.httpsRedirect),
+    sniExact,
+    sniWildcard,
+    sniDefault,
     unmatchedSeries: seriesFor('-', '-'),
   };
 }
@@ -219,6 +240,36 @@ function compileCors(c: CorsPolicy): ServingCors {
     allowCredentials: c.allowCredentials === true,
     unmatchedPreflights: c.unmatchedPreflights,
   };
+}
+
+/**
+ * The HTTP chain for a request: plaintext listeners have one; on TLS listeners the SNI name
+ * picks it (exact, then the longest wildcard, then the chain for any name).
+ */
+export function selectChain(serving: ServingListener, sni: string | undefined): ServingChain | undefined {
+  if (serving.scheme === 'http') return serving.plaintextChain;
+  if (sni !== undefined && sni !== '') {
+    const name = sni.toLowerCase();
+    const exact = serving.sniExact.get(name);
+    if (exact !== undefined) return exact;
+    for (const w of serving.sniWildcard) if (name.length > w.suffix.length && name.endsWith(w.suffix)) return w.chain;
+  }
+  return serving.sniDefault;
+}
+
+/**
+ * Whether a chain chosen by SNI may serve this Host: a browser reusing one TLS connection for
+ * another host that shares the certificate must get 421 Misdirected Request, not a 404.
+ */
+export function chainCoversHost(chain: ServingChain, host: string): boolean {
+  const names = chain.chain.serverNames;
+  if (names.length === 0) return true;
+  for (const n of names) {
+    const name = n.toLowerCase();
+    if (name === '*' || name === host) return true;
+    if (name.startsWith('*.') && host.length > name.length - 1 && host.endsWith(name.slice(1))) return true;
+  }
+  return false;
 }
 
 /** One weighted draw: `random` in [0, 1). */

@@ -143,7 +143,8 @@ describe('serve: snapshot swaps, listeners, drain', () => {
       assert.equal(sockets.length, 1);
       sockets[0]!.once('close', () => resolve());
     });
-    const inFlight = send(port, { host: 'x', path: '/slow/delay/300' });
+    const inFlightAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const inFlight = send(port, { host: 'x', path: '/slow/delay/300', agent: inFlightAgent });
     await new Promise((r) => setTimeout(r, 50));
 
     const loadAgent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -167,7 +168,8 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     });
     const slow = await inFlight;
     assert.equal(slow.status, 200, 'the in-flight request finished');
-    assert.equal(slow.headers.connection, 'close');
+    assert.equal(slow.headers.connection, 'close', 'a response begun before the drain still closes its keep-alive connection');
+    inFlightAgent.destroy();
     await idleSocketClosed; // the proxy closed the idle keep-alive connection
     await Promise.all(load);
     stop = true;

@@ -13,7 +13,7 @@ describe('serve: hop-by-hop headers', () => {
       connection: 'keep-alive, X-Secret, x-other',
       'keep-alive': 'timeout=5',
       'proxy-authorization': 'Basic x',
-      te: 'trailers',
+      te: 'gzip',
       trailer: 'x',
       'transfer-encoding': 'chunked',
       upgrade: 'h2c',
@@ -23,6 +23,10 @@ describe('serve: hop-by-hop headers', () => {
       'x-kept': '3',
     });
     assert.deepEqual(Object.keys(out).sort(), ['host', 'x-kept']);
+  });
+  it('keeps TE only as "trailers" (gRPC)', () => {
+    assert.equal(forwardableRequestHeaders({ te: 'trailers' }).te, 'trailers');
+    assert.equal(forwardableRequestHeaders({ te: 'trailers, deflate' }).te, undefined);
   });
   it('drops them from responses too', () => {
     const h: HeaderMap = { connection: 'x-internal', 'x-internal': 'v', 'keep-alive': 't', 'proxy-authenticate': 'Basic', 'content-type': 'text/plain', 'transfer-encoding': 'chunked' };

@@ -1,7 +1,7 @@
 // Virtual host and route selection on compiled serving tables (no sockets).
 
 import assert from 'node:assert/strict';
-import { compileServingListener, type ServingListener } from '../../../dataplane/serve/http/serving-table.js';
+import { chainCoversHost, compileServingListener, selectChain, type ServingListener } from '../../../dataplane/serve/http/serving-table.js';
 import { RequestView, selectRoute, selectVirtualHost } from '../../../dataplane/serve/http/route-selection.js';
 import { NO_SERIES } from '../../../dataplane/serve/http/request-info.js';
 import { hostWithoutPort } from '../../../dataplane/serve/http/headers.js';
@@ -140,5 +140,27 @@ describe('serve: route selection', () => {
   });
   it('a route with no blocks matches everything', () => {
     assert.equal(routeFor([route('r', { to })], { path: '/anything', method: 'DELETE' }), 'r');
+  });
+});
+
+describe('serve: filter chain by SNI (TLS listeners)', () => {
+  const tlsServing = () => {
+    const mk = (name: string, serverNames: string[]) => ({ name, servers: [`istio-system/gw#${name}`], serverNames, httpsRedirect: false, http: httpListener({ port: 1, virtualHosts: [] }).filterChains[0]!.http });
+    const listener = { name: 'l', bindAddress: '0.0.0.0', bindPort: 8443, gatewayPort: 443, protocol: 'HTTPS' as const, filterChains: [mk('a', ['a.example.com']), mk('wild', ['*.example.com']), mk('any', [])] };
+    return compileServingListener(snapshot({ listeners: [listener] }), listener, () => NO_SERIES);
+  };
+  it('exact name, then wildcard, then the chain for any name', () => {
+    const s = tlsServing();
+    assert.equal(selectChain(s, 'A.example.com')!.chain.name, 'a');
+    assert.equal(selectChain(s, 'b.example.com')!.chain.name, 'wild');
+    assert.equal(selectChain(s, 'other.org')!.chain.name, 'any');
+    assert.equal(selectChain(s, undefined)!.chain.name, 'any');
+  });
+  it('a Host the SNI-selected chain does not cover is misdirected', () => {
+    const s = tlsServing();
+    assert.equal(chainCoversHost(selectChain(s, 'a.example.com')!, 'a.example.com'), true);
+    assert.equal(chainCoversHost(selectChain(s, 'a.example.com')!, 'b.example.com'), false);
+    assert.equal(chainCoversHost(selectChain(s, 'x.example.com')!, 'y.example.com'), true);
+    assert.equal(chainCoversHost(selectChain(s, 'other.org')!, 'anything.net'), true);
   });
 });
