@@ -23,7 +23,8 @@ TIMINGS="$PORTWAY_CACHE/logs/build-timings.log"
 
 # The one change made to upstream Kubernetes (see README "Loopback pod IPs"): the apiserver
 # rejects loopback addresses in Endpoints/EndpointSlices (ValidateEndpointIP); we need pods at
-# 127.1.x.y so that a local process can stand in for a pod. Bump the id when the patch changes.
+# 127.1.x.y so that a local process can stand in for a pod. setup_kubernetes applies it.
+# Bump the id when the patch changes (it names a marker file in the bin dir).
 KUBE_PATCH_ID="allow-loopback-endpoint-ips-1"
 
 # tool name -> "dir|binaries|other files that must exist"
@@ -73,11 +74,27 @@ src_dir() { echo "$PORTWAY_CACHE/src/$1"; }
 
 setup_kubernetes() {
   local d; d="$(src_dir "kubernetes-$KUBERNETES_VERSION")"; mkdir -p "$d"
+  local info gomod moddir
+  info="$(cd "$d" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION")"
+  gomod="$(sed -n 's/.*"GoMod": "\(.*\)",*/\1/p' <<<"$info")"
+  moddir="$(sed -n 's/.*"Dir": "\(.*\)",*/\1/p' <<<"$info")"
+  [[ -f "$gomod" && -d "$moddir" ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION"
+  # The patch (see KUBE_PATCH_ID): Go refuses -overlay for files in the module cache, so build
+  # from a copy of the module (124 MB, a second to make) with the one file changed.
+  local src="$d/k8s.io-kubernetes" f
+  rm -rf "$src"; cp -R "$moddir" "$src"; chmod -R u+w "$src"
+  f="$src/pkg/apis/core/validation/validation.go"
+  awk '
+    /^func ValidateEndpointIP\(/ { infn = 1 }
+    infn && /^}/ { infn = 0 }
+    infn && /^\tif ip\.IsLoopback\(\) \{$/ {
+      print "\tif false && ip.IsLoopback() { // portway hack/cluster: loopback endpoint IPs allowed"; n++; next
+    }
+    { print }
+    END { if (n != 1) exit 3 }' "$moddir/pkg/apis/core/validation/validation.go" >"$f" ||
+    die "could not patch ValidateEndpointIP in k8s.io/kubernetes@$KUBERNETES_VERSION (did the function change? see hack/cluster/README.md)"
   # k8s.io/kubernetes replaces every k8s.io/* staging module with ./staging/...; those replaces
   # do not apply to a dependent module, so map each to the published v0.x module instead.
-  local gomod
-  gomod="$(cd "$d" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
-  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION go.mod"
   {
     echo "module portway.local/build/kubernetes"
     echo
@@ -86,10 +103,11 @@ setup_kubernetes() {
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     echo
     echo "replace ("
+    echo "	k8s.io/kubernetes => ./k8s.io-kubernetes"
     grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk -v v="$KUBERNETES_STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } >"$d/go.mod"
-  grep -c '=>' "$d/go.mod" >/dev/null || die "no staging replaces found in $gomod"
+  grep -q "=> k8s.io/api $KUBERNETES_STAGING_VERSION" "$d/go.mod" || die "no staging replaces found in $gomod"
 }
 
 setup_simple() { # name module version
@@ -144,32 +162,13 @@ prepare() {
   timing "prepare $t $(ver_of "$t")" $(( $(now) - t1 ))
 }
 
-# Writes $1/overlay.json for `go build -overlay`: ValidateEndpointIP without the loopback check.
-kube_overlay() {
-  local d="$1" orig patched
-  orig="$(cd "$d" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/pkg/apis/core/validation/validation.go"
-  patched="$d/overlay/validation.go"; mkdir -p "$d/overlay"
-  awk '
-    /^func ValidateEndpointIP\(/ { infn = 1 }
-    infn && /^}/ { infn = 0 }
-    infn && /^\tif ip\.IsLoopback\(\) \{$/ {
-      print "\tif false && ip.IsLoopback() { // portway hack/cluster: loopback endpoint IPs allowed"; n++; next
-    }
-    { print }
-    END { if (n != 1) exit 3 }' "$orig" >"$patched" ||
-    die "could not patch ValidateEndpointIP in $orig (did the function change? see hack/cluster/README.md)"
-  printf '{"Replace":{"%s":"%s"}}\n' "$orig" "$patched" >"$d/overlay.json"
-  echo "$d/overlay.json"
-}
-
 # Phase 2 (CPU-bound, one at a time: go build already uses every core).
 compile() {
-  local t="$1" d spec dir tmp t1 extra=(); t1=$(now)
+  local t="$1" d spec dir tmp t1; t1=$(now)
   d="$(src_dir "$t-$(ver_of "$t")")"
   spec="$(want "$t")"; dir="${spec%%|*}"; tmp="$dir.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
   if [[ "$t" == kubernetes ]]; then
-    extra=(-overlay "$(kube_overlay "$d")")
     printf 'k8s.io/kubernetes %s with %s: pkg/apis/core/validation ValidateEndpointIP accepts loopback IPs\n' \
       "$KUBERNETES_VERSION" "$KUBE_PATCH_ID" >"$tmp/PATCHES-$KUBE_PATCH_ID"
   fi
@@ -182,7 +181,7 @@ compile() {
   # go build -v names each package as it compiles it: count them for a progress line.
   local vlog="$PORTWAY_CACHE/logs/compile-$t.packages" bpid rc=0 last=$t1
   # shellcheck disable=SC2046
-  (cd "$d" && exec go build -v -trimpath "${extra[@]}" -ldflags="$(ldflags_of "$t")" -o "$tmp/" $(pkgs_of "$t")) 2>"$vlog" &
+  (cd "$d" && exec go build -v -trimpath -ldflags="$(ldflags_of "$t")" -o "$tmp/" $(pkgs_of "$t")) 2>"$vlog" &
   bpid=$!
   while kill -0 "$bpid" 2>/dev/null; do
     sleep 1

@@ -214,7 +214,14 @@ start kube-scheduler "$KUBE_SCHEDULER" \
 {
   echo "apiVersion: config.kwok.x-k8s.io/v1alpha1"
   echo "kind: KwokConfiguration"
-  echo "options: {}"
+  # Explicit: kwok applies its documented defaults only when no KwokConfiguration is given.
+  echo "options:"
+  echo "  podPlayStageParallelism: 4"
+  echo "  nodePlayStageParallelism: 4"
+  echo "  nodeLeaseParallelism: 4"
+  echo "  podsOnNodeSyncParallelism: 1"
+  echo "  enablePodsOnNodeSyncListPager: true"
+  echo "  enablePodsOnNodeSyncStreamWatch: false"
   for f in "$KWOK_BIN_DIR"/stages/*.yaml; do echo "---"; cat "$f"; done
 } >"$D/kwok.yaml"
 start kwok "$KWOK" --kubeconfig="$D/kwok.kubeconfig" --config="$D/kwok.yaml" \

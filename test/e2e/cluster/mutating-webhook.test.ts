@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { useNamespace } from '../support/cluster.js';
-import { makeServingCertificate } from '../support/tls.js';
+import { serverCert } from '../../support/certs.js';
 import { eventually } from '../support/wait.js';
 
 interface AdmissionReview {
@@ -80,8 +80,8 @@ describe('e2e cluster: mutating admission webhook served by a local process', fu
     assert.equal(endpoint.port, 8443);
 
     // The apiserver verifies the serving certificate for <service>.<namespace>.svc.
-    const tls = makeServingCertificate([`webhook.${namespace}.svc`]);
-    server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
+    const tls = serverCert({ dnsNames: [`webhook.${namespace}.svc`] });
+    server = createServer({ key: tls.key, cert: tls.chain }, (req, res) => {
       let body = '';
       req.setEncoding('utf8').on('data', (d: string) => (body += d));
       req.on('end', () => {
@@ -112,7 +112,7 @@ describe('e2e cluster: mutating admission webhook served by a local process', fu
             name: `label-pods.${namespace}.e2e.portway.dev`,
             clientConfig: {
               service: { namespace, name: 'webhook', path: '/mutate', port: 443 },
-              caBundle: Buffer.from(tls.caPem).toString('base64'),
+              caBundle: Buffer.from(tls.issuer.root).toString('base64'),
             },
             rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
             namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
