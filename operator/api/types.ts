@@ -14,6 +14,7 @@ import type {
   V1VolumeMount,
   V2HorizontalPodAutoscalerBehavior,
 } from '@kubernetes/client-node';
+import type { ObjectMeta } from '../../dataplane/config/resources.js';
 import type { Condition } from '../controller/conditions.js';
 
 export const GROUP = 'portway.dev';
@@ -118,17 +119,10 @@ export interface GatewayDeploymentStatus {
   conditions?: Condition[];
 }
 
-export interface GatewayDeploymentMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
+/** ObjectMeta as read from the API, with what a reconciler of finalizers looks at. */
+export interface GatewayDeploymentMeta extends ObjectMeta {
   finalizers?: string[];
   deletionTimestamp?: string;
-  creationTimestamp?: string;
 }
 
 export interface GatewayDeployment {
