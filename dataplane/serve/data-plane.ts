@@ -16,6 +16,8 @@ import { ProxyState } from './proxy-state.js';
 export type { ApplyResult, ListenerReport, SecureServerFactory } from './listener-manager.js';
 export type { ServeLimits } from './limits.js';
 export { ProxyState } from './proxy-state.js';
+export { assignFilterChain } from './http/serving-table.js';
+export type { HttpRequestHandler, ListenerBinding } from './http/request-handler.js';
 
 /** The upstream layer as the data plane uses it (dataplane/upstream's ClusterManager). */
 export interface ClusterSource extends Upstreams {

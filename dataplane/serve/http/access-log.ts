@@ -110,6 +110,8 @@ class BatchingAccessLog implements AccessLog {
   private blocked = false;
   private idleWaiters: Array<() => void> = [];
   private failed = false;
+  /** Writes handed to the stream and not yet completed. */
+  private writing = 0;
 
   constructor(
     private readonly format: (i: RequestInfo) => string,
@@ -147,7 +149,12 @@ class BatchingAccessLog implements AccessLog {
     const chunk = this.batch.length === 1 ? this.batch[0]! : this.batch.join('');
     this.batch = [];
     this.batchBytes = 0;
-    if (!this.stream.write(chunk)) {
+    this.writing++;
+    const ok = this.stream.write(chunk, () => {
+      this.writing--;
+      this.notifyIdle();
+    });
+    if (!ok) {
       this.blocked = true;
       this.stream.once('drain', () => {
         this.blocked = false;
@@ -159,14 +166,15 @@ class BatchingAccessLog implements AccessLog {
   }
 
   private notifyIdle(): void {
-    if (this.batch.length > 0 || this.blocked) return;
+    if (!this.failed && (this.batch.length > 0 || this.blocked || this.writing > 0)) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
 
+  /** Resolves when every line logged so far has been written (or the stream failed). */
   flush(): Promise<void> {
-    if (this.batch.length === 0 && !this.blocked) return Promise.resolve();
+    if (this.failed || (this.batch.length === 0 && !this.blocked && this.writing === 0)) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       if (!this.scheduled && !this.blocked) {

@@ -182,7 +182,7 @@ export class HttpRequestHandler {
       sendLocalReply(res, info, { status: 431, flag: 'DPE', details: 'http1.too_many_headers', body: 'too many headers' });
       return;
     }
-    const chain: ServingChain | undefined = selectChain(serving, info.serverName === '-' ? undefined : info.serverName);
+    const chain: ServingChain | undefined = selectChain(serving, info.serverName === '-' ? undefined : info.serverName, req.socket);
     if (chain === undefined) {
       sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'filter_chain_not_found' });
       return;

@@ -242,12 +242,30 @@ function compileCors(c: CorsPolicy): ServingCors {
   };
 }
 
+const chainTags = new WeakMap<object, string>();
+
 /**
- * The HTTP chain for a request: plaintext listeners have one; on TLS listeners the SNI name
- * picks it (exact, then the longest wildcard, then the chain for any name).
+ * For the TLS module: the filter chain it terminated this connection with (chosen from the
+ * ClientHello). Requests on the socket then use that chain instead of matching SNI again.
  */
-export function selectChain(serving: ServingListener, sni: string | undefined): ServingChain | undefined {
+export function assignFilterChain(socket: object, chainName: string): void {
+  chainTags.set(socket, chainName);
+}
+
+/**
+ * The HTTP chain for a request: plaintext listeners have one; on TLS listeners the chain the
+ * TLS module assigned to the connection, else the SNI name picks it (exact, then the longest
+ * wildcard, then the chain for any name).
+ */
+export function selectChain(serving: ServingListener, sni: string | undefined, socket?: object): ServingChain | undefined {
   if (serving.scheme === 'http') return serving.plaintextChain;
+  if (socket !== undefined) {
+    const tagged = chainTags.get(socket);
+    if (tagged !== undefined) {
+      const chain = serving.chains.find((c) => c.chain.name === tagged);
+      if (chain !== undefined) return chain;
+    }
+  }
   if (sni !== undefined && sni !== '') {
     const name = sni.toLowerCase();
     const exact = serving.sniExact.get(name);

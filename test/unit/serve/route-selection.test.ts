@@ -1,7 +1,7 @@
 // Virtual host and route selection on compiled serving tables (no sockets).
 
 import assert from 'node:assert/strict';
-import { chainCoversHost, compileServingListener, selectChain, type ServingListener } from '../../../dataplane/serve/http/serving-table.js';
+import { assignFilterChain, chainCoversHost, compileServingListener, selectChain, type ServingListener } from '../../../dataplane/serve/http/serving-table.js';
 import { RequestView, selectRoute, selectVirtualHost } from '../../../dataplane/serve/http/route-selection.js';
 import { NO_SERIES } from '../../../dataplane/serve/http/request-info.js';
 import { hostWithoutPort } from '../../../dataplane/serve/http/headers.js';
@@ -155,6 +155,13 @@ describe('serve: filter chain by SNI (TLS listeners)', () => {
     assert.equal(selectChain(s, 'b.example.com')!.chain.name, 'wild');
     assert.equal(selectChain(s, 'other.org')!.chain.name, 'any');
     assert.equal(selectChain(s, undefined)!.chain.name, 'any');
+  });
+  it('a chain the TLS module assigned to the connection wins over SNI matching', () => {
+    const s = tlsServing();
+    const socket = {};
+    assignFilterChain(socket, 'wild');
+    assert.equal(selectChain(s, 'a.example.com', socket)!.chain.name, 'wild');
+    assert.equal(selectChain(s, 'a.example.com', {})!.chain.name, 'a');
   });
   it('a Host the SNI-selected chain does not cover is misdirected', () => {
     const s = tlsServing();
