@@ -12,13 +12,16 @@ describe('serve: forwarding and local answers', () => {
   let echo: EchoBackend;
   let port: number;
   let redirectPort: number;
+  let stickyPort: number;
   const c = clusterName('echo.default.svc.cluster.local');
+  const cSticky = clusterName('sticky.default.svc.cluster.local');
 
   before(async () => {
     h = await startHarness();
     echo = await startEchoBackend('echo');
     port = await freePort();
     redirectPort = await freePort();
+    stickyPort = await freePort();
     await h.apply(
       snapshot({
         listeners: [
@@ -50,8 +53,12 @@ describe('serve: forwarding and local answers', () => {
             ],
           }),
           httpListener({ port: redirectPort, gatewayPort: 8000, httpsRedirect: true, virtualHosts: [virtualHost(['*'], [route('default/unused.0', { to: c })])] }),
+          httpListener({ port: stickyPort, virtualHosts: [virtualHost(['*'], [route('default/sticky.0', { to: cSticky })])] }),
         ],
-        clusters: [cluster(c, [echo])],
+        clusters: [
+          cluster(c, [echo]),
+          cluster(cSticky, [echo], { loadBalancer: { kind: 'CONSISTENT_HASH', hashOn: { kind: 'cookie', name: 'sticky', path: '/', ttl: 60_000 }, algorithm: 'ringHash', minimumRingSize: 1024 } }),
+        ],
       }),
     );
   });
@@ -166,6 +173,15 @@ describe('serve: forwarding and local answers', () => {
     assert.equal(ign.status, 200);
     assert.equal(ign.headers['access-control-allow-origin'], undefined);
     assert.equal(echo.requests.length, before + 1, 'the IGNORE preflight was not forwarded');
+  });
+  it('adds the consistent-hash cookie the lease generated, next to the upstream cookies', async () => {
+    const r = await send(stickyPort, { host: 'sticky.example.com', path: '/response-headers?set-cookie=app%3D1' });
+    assert.equal(r.status, 200);
+    const cookies = r.headers['set-cookie'] ?? [];
+    assert.ok(cookies.includes('app=1'), cookies.join(' | '));
+    assert.ok(cookies.some((v) => /^sticky=[0-9a-f]+; Path=\/; Max-Age=60/.test(v)), cookies.join(' | '));
+    const again = await send(stickyPort, { host: 'sticky.example.com', headers: { cookie: 'sticky=abc' } });
+    assert.equal(again.headers['set-cookie'], undefined, 'a client that has the cookie gets no new one');
   });
   it('streams request bodies of every size to the upstream', async () => {
     const small = 'a'.repeat(1000);

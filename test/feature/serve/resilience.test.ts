@@ -34,7 +34,7 @@ describe('serve: timeouts, retries, faults, mirrors', () => {
   const cEmpty = clusterName('empty');
 
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({ limits: { attemptCountHeader: true } });
     good = await startEchoBackend('good');
     failing = await startEchoBackend('failing', { status: 503 });
     alsoFailing = await startEchoBackend('also-failing', { status: 503 });
@@ -117,6 +117,9 @@ describe('serve: timeouts, retries, faults, mirrors', () => {
     agent.destroy();
     assert.ok(failing.requests.length > failingBefore, 'the failing endpoint was tried');
     assert.ok(failing.requests.some((q) => q.body.startsWith('payload-')));
+    // x-envoy-attempt-count: first tries say 1; the retry that reached the good endpoint says 2.
+    assert.ok(failing.requests.slice(failingBefore).every((q) => q.headers['x-envoy-attempt-count'] === '1'));
+    assert.ok(good.requests.some((q) => q.url.startsWith('/flaky/') && q.headers['x-envoy-attempt-count'] === '2'));
   });
   it('retries a connect failure to a dead endpoint and succeeds on another', async () => {
     for (let i = 0; i < 6; i++) {
