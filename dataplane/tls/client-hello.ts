@@ -57,7 +57,9 @@ export function parseClientHello(data: Buffer): ClientHelloResult {
 
 /**
  * Accumulates the chunks of one connection until the ClientHello can be parsed. `buffered`
- * holds every byte pushed, to replay into the TLS socket or the upstream connection.
+ * holds every byte pushed, to replay into the TLS socket or the upstream connection. Once a
+ * verdict (ClientHello or Error) is reached, further pushes return it and store nothing:
+ * stop reading at the verdict.
  */
 export class ClientHelloReader {
   private chunks: Buffer[] = [];

@@ -60,32 +60,12 @@ export function testCa(): TestCa {
 
 /** A fresh, independent self-signed root CA ("another CA" in tests). */
 export function newCa(name: string): TestCa {
-  const keys = rsaKeyPair();
-  const cert = buildCert({
-    subject: name,
-    publicKeyPem: keys.publicKey,
-    issuer: undefined,
-    signingKeyPem: keys.privateKey,
-    isCa: true,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 365 * DAY),
-  });
-  return { name, cert: cert.pem, key: keys.privateKey, intermediates: [], root: cert.pem };
+  return makeCa(name, undefined);
 }
 
 /** A CA signed by `parent`; certificates it issues chain through it. */
 export function intermediateCa(parent: TestCa, name: string): TestCa {
-  const keys = rsaKeyPair();
-  const cert = buildCert({
-    subject: name,
-    publicKeyPem: keys.publicKey,
-    issuer: parent,
-    signingKeyPem: parent.key,
-    isCa: true,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 365 * DAY),
-  });
-  return { name, cert: cert.pem, key: keys.privateKey, intermediates: [cert.pem, ...parent.intermediates], root: parent.root };
+  return makeCa(name, parent);
 }
 
 /** A server certificate (extended key usage serverAuth). */
@@ -143,6 +123,21 @@ export function crlFor(ca: TestCa, revoked: IssuedCert[]): string {
 }
 
 // ---------------------------------------------------------------------------------------
+
+function makeCa(name: string, parent: TestCa | undefined): TestCa {
+  const keys = rsaKeyPair();
+  const cert = buildCert({
+    subject: name,
+    publicKeyPem: keys.publicKey,
+    issuer: parent,
+    signingKeyPem: parent?.key ?? keys.privateKey,
+    isCa: true,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 365 * DAY),
+  });
+  if (!parent) return { name, cert: cert.pem, key: keys.privateKey, intermediates: [], root: cert.pem };
+  return { name, cert: cert.pem, key: keys.privateKey, intermediates: [cert.pem, ...parent.intermediates], root: parent.root };
+}
 
 function issueLeaf(options: LeafOptions, purpose: 'server' | 'client'): IssuedCert {
   const ca = options.ca ?? testCa();

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { certificateSha256, spkiSha256 } from '../../../dataplane/tls/client-cert-checks.js';
 import type { CredentialStore } from '../../../dataplane/tls/credential-store.js';
-import { clientCert, crlFor, newCa, serverCert, testCa, type IssuedCert } from '../../support/certs.js';
+import { clientCert, crlFor, intermediateCa, newCa, serverCert, testCa, type IssuedCert } from '../../support/certs.js';
 import { chain, newStore, putCert } from './fixtures.js';
 import { connect, echo, sessionOf, startChainListener, type Listener, type Outcome } from './tls-harness.js';
 
@@ -193,6 +193,22 @@ describe('tls feature: per-chain termination after reading the ClientHello', () 
   });
 
   describe('selection and lifecycle', () => {
+    it('serves a certificate from an intermediate CA with its chain, trusted through the root', async () => {
+      const intermediate = intermediateCa(ca, 'Portway Test Intermediate CA');
+      const leaf = serverCert({ dnsNames: ['inter.example.com'], ca: intermediate });
+      putCert(store, 'secret:gw/inter', leaf);
+      const inter = chain(store, 'inter', ['inter.example.com'], { credentials: ['secret:gw/inter'] });
+      const local = await startChainListener([inter]);
+      try {
+        const ok = served(await connect(local.port, { servername: 'inter.example.com', ca: ca.cert }));
+        ok.socket.destroy();
+        assert.equal(ok.socket.authorized, true);
+        assert.match(ok.peer.issuer, /Portway Test Intermediate CA/);
+      } finally {
+        await local.close();
+      }
+    });
+
     it('sends a client without SNI to the catch-all chain', async () => {
       const ok = served(await hello(undefined, { checkServerIdentity: () => undefined }));
       assert.equal(ok.chain, 'catch-all');

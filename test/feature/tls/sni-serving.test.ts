@@ -30,14 +30,17 @@ describe('tls feature: SNI-selected contexts on one listener', () => {
     return outcome;
   };
 
-  beforeEach(async () => {
-    ({ store, registry } = newStore());
+  before(() => {
     certs = {
       api: serverCert({ dnsNames: ['api.example.com'] }),
       wild: serverCert({ dnsNames: ['*.example.com'] }),
       deep: serverCert({ dnsNames: ['*.eu.example.com'] }),
       fallback: serverCert({ dnsNames: ['fallback.example.net'] }),
     };
+  });
+
+  beforeEach(async () => {
+    ({ store, registry } = newStore());
     for (const [name, leaf] of Object.entries(certs)) putCert(store, `secret:gw/${name}`, leaf);
     listener = await startSniListener([
       chain(store, 'wild', ['*.example.com'], { credentials: ['secret:gw/wild'] }),
