@@ -232,8 +232,12 @@ export class ListenerManager {
       });
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      const record = reportClientError(err, socket);
-      if (record !== undefined) this.deps.onClientError?.({ listener: listener.name, ...record }, b.serving);
+      try {
+        const record = reportClientError(err, socket);
+        if (record !== undefined) this.deps.onClientError?.({ listener: listener.name, ...record }, b.serving);
+      } catch {
+        socket.destroy();
+      }
     });
     return new Promise<BoundListener>((resolve, reject) => {
       const onError = (err: Error) => {

@@ -18,6 +18,8 @@ export interface ForwardDeps {
   retryBackoffBase: number;
   attemptCountHeader: boolean;
   random: () => number;
+  /** A bug caught while proxying (the request still gets an answer). */
+  onError: (err: unknown, request: string) => void;
 }
 
 export interface ForwardInput {
@@ -85,10 +87,19 @@ class ProxyExchange {
   }
 
   start(): void {
-    this.input.res.once('close', this.onDownstreamClose);
+    this.input.res.once('close', () => this.safely(this.onDownstreamClose));
     const timeout = this.input.route.timeout;
-    if (timeout !== undefined) this.routeTimer = setTimeout(this.onRouteTimeout, timeout);
+    if (timeout !== undefined) this.routeTimer = setTimeout(() => this.safely(this.onRouteTimeout), timeout);
     this.attempt(undefined);
+  }
+
+  /** Timer and event callbacks run outside any caller's try/catch: a bug there must not crash the proxy. */
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.abortOnBug(this.current, err);
+    }
   }
 
   private attempt(permit: RetryPermit | undefined): void {
@@ -115,7 +126,7 @@ class ProxyExchange {
     this.current = attempt;
     if (this.deps.attemptCountHeader) input.headers['x-envoy-attempt-count'] = String(this.retries + 1);
     const perTry = input.route.retry.perTryTimeout;
-    if (perTry !== undefined) attempt.timer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
+    if (perTry !== undefined) attempt.timer = setTimeout(() => this.safely(() => this.onPerTryTimeout(attempt)), perTry);
     const body = input.body.kind === 'buffered' ? input.body.data : input.body.kind === 'stream' ? input.req : null;
     try {
       lease.dispatcher.dispatch({ origin: lease.origin, path: input.path, method: input.method, headers: input.headers as Record<string, string | string[]>, body }, attempt);
@@ -292,7 +303,7 @@ class ProxyExchange {
     this.current = undefined;
     this.pendingPermit = permit;
     const delay = retryBackoff(this.deps.retryBackoffBase, this.retries, this.deps.random);
-    this.retryTimer = setTimeout(() => this.attempt(permit), delay);
+    this.retryTimer = setTimeout(() => this.safely(() => this.attempt(permit)), delay);
   }
 
   private reply(reply: LocalReply): void {
@@ -317,9 +328,13 @@ class ProxyExchange {
   }
 
   /** A bug while handling an upstream callback: never leave the downstream hanging. */
-  abortOnBug(a: Attempt, err: unknown): void {
-    a.cancel({ error: 'other' });
-    process.emitWarning(`portway: error while proxying ${this.input.method} ${this.input.path}: ${(err as Error)?.stack ?? err}`);
+  abortOnBug(a: Attempt | undefined, err: unknown): void {
+    try {
+      a?.cancel({ error: 'other' });
+    } catch {
+      // already failing: the downstream answer below is what matters
+    }
+    this.deps.onError(err, `${this.input.method} ${this.input.info.authority}${this.input.info.path}`);
     if (this.finished) return;
     if (this.responseStarted) {
       this.finished = true;
@@ -327,7 +342,11 @@ class ProxyExchange {
       this.input.res.destroy();
       return;
     }
-    this.reply({ status: 500, details: 'internal_error', body: 'internal error' });
+    try {
+      this.reply({ status: 500, details: 'internal_error', body: 'internal error' });
+    } catch {
+      this.input.res.destroy();
+    }
   }
 
   /** Attempt callbacks land here only for the live attempt. */

@@ -86,13 +86,14 @@ export class HttpRequestHandler {
 
   constructor(private readonly deps: HttpHandlerDeps) {
     this.random = deps.random ?? Math.random;
+    this.onError = deps.onError ?? ((err, request) => process.emitWarning(`portway: error serving ${request}: ${(err as Error)?.stack ?? err}`));
     this.forwardDeps = {
       upstreams: deps.upstreams,
       retryBackoffBase: deps.limits.retryBackoffBase,
       attemptCountHeader: deps.limits.attemptCountHeader,
       random: this.random,
+      onError: this.onError,
     };
-    this.onError = deps.onError ?? ((err, request) => process.emitWarning(`portway: error serving ${request}: ${(err as Error)?.stack ?? err}`));
   }
 
   /** The 'request' event of a listener's server. */
@@ -326,7 +327,7 @@ export class HttpRequestHandler {
 
     if (ex.upgrade !== undefined) {
       const upgrade = ex.upgrade;
-      forwardUpgrade(this.deps.upstreams, {
+      forwardUpgrade(this.deps.upstreams, this.onError, {
         req,
         socket: upgrade.socket,
         head: upgrade.head,

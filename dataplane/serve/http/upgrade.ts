@@ -32,7 +32,7 @@ export interface UpgradeInput {
   onTunnelClosed: () => void;
 }
 
-export function forwardUpgrade(upstreams: Upstreams, input: UpgradeInput): void {
+export function forwardUpgrade(upstreams: Upstreams, onError: (err: unknown, request: string) => void, input: UpgradeInput): void {
   const { info, destination } = input;
   info.upstreamCluster = destination.cluster;
   const lease = upstreams.lease(destination.cluster, input.lease);
@@ -42,7 +42,7 @@ export function forwardUpgrade(upstreams: Upstreams, input: UpgradeInput): void 
     return;
   }
   info.upstreamHost = lease.endpointKey;
-  const handler = new UpgradeHandler(input, lease);
+  const handler = new UpgradeHandler(input, lease, onError);
   const upgrade = String(input.req.headers.upgrade ?? 'websocket');
   try {
     lease.dispatcher.dispatch({ origin: lease.origin, path: input.path, method: input.req.method ?? 'GET', headers: input.headers as Record<string, string | string[]>, upgrade, body: null }, handler);
@@ -51,14 +51,17 @@ export function forwardUpgrade(upstreams: Upstreams, input: UpgradeInput): void 
   }
 }
 
+
 class UpgradeHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private settled = false;
+  private tunnelOpen = false;
   private readonly startMark = performance.now();
 
   constructor(
     private readonly input: UpgradeInput,
     private readonly lease: Lease,
+    private readonly reportError: (err: unknown, request: string) => void,
   ) {
     input.socket.once('close', () => {
       // The client left before the upstream answered.
@@ -69,14 +72,47 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     });
   }
 
-  private tunnelOpen = false;
-
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.input.socket.destroyed) controller.abort(new Error('downstream closed'));
   }
 
   onRequestUpgrade(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, upstream: Duplex): void {
+    this.guard(() => this.tunnel(statusCode, headers, upstream), upstream);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.guard(() => this.relayHead(controller, statusCode, headers));
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.guard(() => {
+      this.input.info.bytesSent += chunk.length;
+      if (!this.input.res.destroyed) this.input.res.write(chunk);
+    });
+  }
+
+  onResponseEnd(): void {
+    this.guard(() => {
+      this.settle({ status: this.input.info.status });
+      this.input.res.end();
+    });
+  }
+
+  /** A bug in a callback: report it, close both sides, never throw into undici. */
+  private guard(fn: () => void, upstream?: Duplex): void {
+    try {
+      fn();
+    } catch (err) {
+      this.reportError(err, `${this.input.info.method} ${this.input.info.authority}${this.input.info.path} (upgrade)`);
+      this.settle({ error: 'other' });
+      upstream?.destroy();
+      this.controller?.abort(new Error('upgrade failed'));
+      this.input.socket.destroy();
+    }
+  }
+
+  private tunnel(statusCode: number, headers: Record<string, string | string[] | undefined>, upstream: Duplex): void {
     const { input } = this;
     const { socket, info } = input;
     this.tunnelOpen = true;
@@ -130,7 +166,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
   }
 
   /** The upstream refused the upgrade: relay its answer as a normal response. */
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  private relayHead(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return;
     const { res, info } = this.input;
     if (res.headersSent || res.destroyed) {
@@ -152,17 +188,11 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.input.info.bytesSent += chunk.length;
-    if (!this.input.res.destroyed) this.input.res.write(chunk);
-  }
-
-  onResponseEnd(): void {
-    this.settle({ status: this.input.info.status });
-    this.input.res.end();
-  }
-
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    this.guard(() => this.fail(err));
+  }
+
+  private fail(err: Error): void {
     const kind = classifyUpstreamError(err);
     this.settle({ error: kind });
     if (this.tunnelOpen) return;
