@@ -325,7 +325,10 @@ export class HttpRequestHandler {
       query: destination.hashesOnQuery && view.queryString !== '' ? view.query : undefined,
     };
 
-    if (ex.upgrade !== undefined) {
+    // WebSocket (and any upgrade carrying a body) is tunnelled; other upgrade offers, such as
+    // curl's `Upgrade: h2c`, are ignored as Envoy does: the request is served as HTTP/1.1.
+    const kind = bodyKind(req, this.deps.limits.maxReplayBodyBytes);
+    if (ex.upgrade !== undefined && (isWebSocketUpgrade(req) || kind !== 'none')) {
       const upgrade = ex.upgrade;
       forwardUpgrade(this.deps.upstreams, this.onError, {
         req,
@@ -354,7 +357,7 @@ export class HttpRequestHandler {
       forward(this.forwardDeps, { req, res, info, route, destination, method: info.method, path, headers, body, lease, decorateResponse: decorate });
     };
 
-    switch (bodyKind(req, this.deps.limits.maxReplayBodyBytes)) {
+    switch (kind) {
       case 'none':
         start(noBody());
         return;
@@ -415,6 +418,11 @@ export class HttpRequestHandler {
       res.destroy();
     }
   }
+}
+
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const u = req.headers.upgrade;
+  return typeof u === 'string' && u.toLowerCase().split(',').some((t) => t.trim() === 'websocket');
 }
 
 function decoratorFor(route: ServingRoute, corsOrigin: string | undefined): (h: HeaderMap) => void {

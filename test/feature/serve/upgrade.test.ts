@@ -107,6 +107,18 @@ describe('serve: WebSocket upgrade passthrough', () => {
     for (let i = 0; i < 100 && !(await h.logLines()).some((l) => l.includes('"GET /socket/chat HTTP/1.1" 101')); i++) await new Promise((r) => setTimeout(r, 10));
     assert.ok((await h.logLines()).some((l) => l.includes('"GET /socket/chat HTTP/1.1" 101 - via_upstream')), 'the tunnel is logged when it closes');
   });
+  it('an h2c upgrade offer is ignored: the request is served as HTTP/1.1', async () => {
+    const upgradesBefore = ws.upgrades.length;
+    const r = await upgradeRequest(port, 'ws.example.com', '/socket/plain', { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' });
+    assert.equal(r.kind, 'response');
+    if (r.kind !== 'response') return;
+    assert.equal(r.res.statusCode, 200);
+    const seen = JSON.parse(r.body);
+    assert.equal(seen.url, '/ws/plain');
+    assert.equal(seen.headers.upgrade, undefined);
+    assert.equal(seen.headers['http2-settings'], undefined);
+    assert.equal(ws.upgrades.length, upgradesBefore);
+  });
   it('an upgrade for an unknown host gets a plain 404 and the connection closes', async () => {
     const r = await upgradeRequest(port, 'nobody.example.com', '/socket');
     assert.equal(r.kind, 'response');
