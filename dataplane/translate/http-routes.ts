@@ -117,7 +117,7 @@ function compileMatch(m: any, at: string, ctx: RouteContext): RouteMatch | undef
   for (const field of ['uri', 'scheme', 'method', 'authority'] as const) {
     if (m[field] === undefined) continue;
     const c = compileStringMatch(m[field], field === 'uri' && ignoreUriCase);
-    if (!c.ok) return fail(field, c.error);
+    if (!c.ok) return fail(c.field ? `${field}.${c.field}` : field, c.error);
     out[field] = c.value;
   }
   for (const [field, target] of [['headers', out.headers], ['withoutHeaders', out.withoutHeaders]] as const) {
@@ -126,14 +126,14 @@ function compileMatch(m: any, at: string, ctx: RouteContext): RouteMatch | undef
     for (const [name, spec] of Object.entries(m[field] as Record<string, unknown>)) {
       if (name !== name.toLowerCase()) return fail(`${field}.${name}`, 'header names must be lower-case');
       const cond = headerCondition(name, spec);
-      if ('error' in cond) return fail(`${field}.${name}`, cond.error);
+      if ('error' in cond) return fail(`${field}.${name}${cond.field ? `.${cond.field}` : ''}`, cond.error);
       target.push(cond);
     }
   }
   if (m.queryParams !== undefined) {
     for (const [name, spec] of Object.entries((m.queryParams ?? {}) as Record<string, unknown>)) {
       const cond = headerCondition(name, spec);
-      if ('error' in cond) return fail(`queryParams.${name}`, cond.error);
+      if ('error' in cond) return fail(`queryParams.${name}${cond.field ? `.${cond.field}` : ''}`, cond.error);
       out.queryParams.push(cond);
     }
   }
@@ -148,11 +148,11 @@ function compileMatch(m: any, at: string, ctx: RouteContext): RouteMatch | undef
   return out;
 }
 
-function headerCondition(name: string, spec: unknown): HeaderCondition | { error: string } {
+function headerCondition(name: string, spec: unknown): HeaderCondition | { error: string; field?: string } {
   // `{}` (or null) means "present with any value", as in Istio.
   if (spec === null || spec === undefined || (typeof spec === 'object' && Object.keys(spec as object).length === 0)) return { name };
   const c = compileStringMatch(spec);
-  return c.ok ? { name, matcher: c.value } : { error: c.error };
+  return c.ok ? { name, matcher: c.value } : { error: c.error, field: c.field };
 }
 
 function compileAction(raw: RawHttpRoute, at: string, ctx: RouteContext): RouteAction | undefined {
@@ -351,7 +351,7 @@ function compileCors(c: any, at: string, ctx: RouteContext): CorsPolicy | undefi
   (Array.isArray(c.allowOrigins) ? c.allowOrigins : []).forEach((o: unknown, i: number) => {
     const m = compileStringMatch(o);
     if (m.ok) origins.push(m.value);
-    else ctx.sink.error(ctx.vs, `${at}.allowOrigins[${i}]`, m.error);
+    else ctx.sink.error(ctx.vs, `${at}.allowOrigins[${i}]${m.field ? `.${m.field}` : ''}`, m.error);
   });
   for (const o of Array.isArray(c.allowOrigin) ? c.allowOrigin : []) {
     origins.push(o === '*' ? { kind: 'prefix', value: '', ignoreCase: false } : { kind: 'exact', value: String(o), ignoreCase: false });

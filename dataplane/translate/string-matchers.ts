@@ -4,7 +4,8 @@
 import RE2 from 're2';
 import type { StringMatcher } from '../snapshot/types.js';
 
-export type Compiled<T> = { ok: true; value: T } | { ok: false; error: string };
+/** `field`: where inside the compiled object the problem is (`regex`), for the diagnostic's path. */
+export type Compiled<T> = { ok: true; value: T } | { ok: false; error: string; field?: string };
 
 const regexCache = new Map<string, Compiled<(value: string) => boolean>>();
 
@@ -33,10 +34,10 @@ export function compileStringMatch(spec: unknown, ignoreCase = false): Compiled<
   if (kinds.length !== 1) return { ok: false, error: 'must set exactly one of exact, prefix, regex' };
   const kind = kinds[0] as 'exact' | 'prefix' | 'regex';
   const raw = s[kind];
-  if (typeof raw !== 'string') return { ok: false, error: `${kind} must be a string` };
+  if (typeof raw !== 'string') return { ok: false, error: 'must be a string', field: kind };
   if (kind === 'regex') {
     const re = compileRegex(raw);
-    return re.ok ? { ok: true, value: { kind: 'regex', source: raw, test: re.value } } : re;
+    return re.ok ? { ok: true, value: { kind: 'regex', source: raw, test: re.value } } : { ...re, field: 'regex' };
   }
   return { ok: true, value: { kind, value: ignoreCase ? raw.toLowerCase() : raw, ignoreCase } };
 }

@@ -99,6 +99,11 @@ export function expandDelegates(view: VirtualServiceView, delegates: Map<string,
       out.push(rule);
       return;
     }
+    const action = ['route', 'redirect', 'directResponse'].find((k) => rule[k] !== undefined && rule[k] !== null);
+    if (action) {
+      sink.error(view.vs, `spec.http[${i}].${action}`, 'cannot be combined with delegate');
+      return;
+    }
     const ref = `${rule.delegate.namespace ?? view.namespace}/${rule.delegate.name}`;
     const child = delegates.get(ref);
     if (!child || !isVisibleTo(child.exportTo, child.namespace, view.namespace)) {
