@@ -24,10 +24,6 @@ const HOP_BY_HOP = new Set([
 /** Request headers never forwarded besides the hop-by-hop ones: `expect` (the proxy answered 100-continue itself). */
 const REQUEST_ONLY_DROP = new Set(['expect']);
 
-export function isHopByHop(name: string): boolean {
-  return HOP_BY_HOP.has(name);
-}
-
 /** Lower-cased header names listed in a Connection header value. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;

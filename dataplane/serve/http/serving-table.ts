@@ -102,12 +102,6 @@ export interface ServingRoute {
   readonly series: RequestSeries;
 }
 
-export function compileServingListeners(snapshot: Snapshot, series: SeriesFactory): Map<string, ServingListener> {
-  const out = new Map<string, ServingListener>();
-  for (const listener of snapshot.listeners) out.set(listener.name, compileServingListener(snapshot, listener, series));
-  return out;
-}
-
 export function compileServingListener(snapshot: Snapshot, listener: Listener, series: SeriesFactory): ServingListener {
   const port = String(listener.gatewayPort);
   const seriesCache = new Map<string, RequestSeries>();
