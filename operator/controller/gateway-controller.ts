@@ -130,7 +130,7 @@ export class GatewayController {
       });
     }
 
-    const problems = validateGatewayDeployment(gd);
+    const problems = validateGatewayDeployment(gd, this.o.render ?? {});
     if (problems.length > 0) {
       await this.writeStatus(gd, { degraded: { reason: 'InvalidSpec', message: problems.map((p) => `${p.field}: ${p.message}`).join('; ') } });
       return;
