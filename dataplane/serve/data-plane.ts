@@ -10,10 +10,12 @@ import { HttpRequestHandler } from './http/request-handler.js';
 import { RequestInfo } from './http/request-info.js';
 import type { Upstreams } from './http/upstreams.js';
 import { resolveLimits, type ServeLimits } from './limits.js';
+import { StreamMetrics } from './l4/stream-metrics.js';
 import { ListenerManager, type ApplyResult, type SecureServerFactory } from './listener-manager.js';
 import { ProxyState } from './proxy-state.js';
 
 export type { ApplyResult, ListenerReport, SecureServerFactory } from './listener-manager.js';
+export type { TlsTerminator, TlsTerminators } from './l4/stream-server.js';
 export type { ServeLimits } from './limits.js';
 export { ProxyState } from './proxy-state.js';
 export { assignFilterChain } from './http/serving-table.js';
@@ -33,7 +35,7 @@ export interface DataPlaneOptions {
   limits?: Partial<ServeLimits>;
   /** Shared with the admin servers; one is made when omitted. */
   state?: ProxyState;
-  /** Serves TLS listeners (from dataplane/tls); without it they are reported unsupported. */
+  /** Terminates TLS on HTTPS and TLS listeners (dataplane/runtime/tls-support.ts); without it those needing termination are reported unsupported. */
   secureServer?: SecureServerFactory;
   /** Process metrics on the registry (default true; turn off when something else registers them). */
   defaultMetrics?: boolean;
@@ -76,6 +78,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     limits,
     series: (port, host, route) => metrics.series(port, host, route),
     secureServer: options.secureServer,
+    streams: { upstreams: options.clusterManager, metrics: new StreamMetrics(options.registry), random: options.random ?? Math.random },
     onClientError: (record, serving) => {
       const info = new RequestInfo('-', '-', 'HTTP/1.1', '', '', '-', record.remote, '-', serving.unmatchedSeries);
       info.status = record.status;

@@ -7,12 +7,15 @@
 // connection, idle keep-alive connections are closed, and it resolves when no connection
 // is left or the window ends.
 //
-// Plaintext HTTP/1.1 is served here; a TLS listener plugs in through `secureServer`, a
-// factory returning an https/http2 server whose request and upgrade events call the same
-// handler (the TLS module builds it with its SNI callback).
+// Plaintext HTTP/1.1 is served here. Every other listener (TCP, MONGO, TLS, HTTPS) is a
+// stream listener (l4/stream-server.ts): it owns the listening socket, reads the ClientHello
+// where there is TLS, passes through, proxies TCP, or terminates with the chain's handshake
+// from `secureServer` (the TLS module) and hands HTTP/1.1 to this listener's HTTP server
+// (the same one the plaintext path uses, never listening itself) and HTTP/2 to its own.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Listener, Snapshot } from '../snapshot/types.js';
 import type { ServeLimits } from './limits.js';
@@ -21,16 +24,27 @@ import type { HttpRequestHandler, ListenerBinding } from './http/request-handler
 import { compileServingListener, type ServingListener } from './http/serving-table.js';
 import type { SeriesFactory } from './http/request-info.js';
 import { reportClientError } from './http/client-errors.js';
+import type { Upstreams } from './http/upstreams.js';
+import { isStreamListener, needsTermination, StreamServer, type TlsTerminators } from './l4/stream-server.js';
+import type { StreamMetrics } from './l4/stream-metrics.js';
 
-export type ListenerFamily = 'http' | 'secure';
+export type ListenerFamily = 'http' | 'stream';
 
-/** A server for a listener the plaintext path cannot serve (HTTPS, TLS): built by the TLS module. */
-export interface SecureServerFactory {
-  /** Whether this factory serves the listener (e.g. HTTPS with credentials). */
+/**
+ * TLS termination for HTTPS and TLS listeners, built by the TLS module
+ * (dataplane/runtime/tls-support.ts): the handshake of each terminating filter chain.
+ */
+export interface SecureServerFactory extends TlsTerminators {
+  /** Whether this factory terminates the listener's chains; if not, the listener is reported unsupported. */
   serves(listener: Listener): boolean;
-  create(binding: ListenerBinding, handlers: { request: (req: IncomingMessage, res: ServerResponse) => void; upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }): Server;
-  /** A snapshot was applied to a server this factory made (rotate contexts, SNI tables). */
-  update?(server: Server, binding: ListenerBinding): void;
+}
+
+/** What stream listeners (TCP, TLS passthrough, TLS → TCP) need to reach upstreams. */
+export interface StreamListenerDeps {
+  upstreams: Upstreams;
+  metrics: StreamMetrics;
+  /** [0, 1): weighted destination draws. */
+  random: () => number;
 }
 
 export interface ListenerManagerDeps {
@@ -39,6 +53,8 @@ export interface ListenerManagerDeps {
   limits: ServeLimits;
   series: SeriesFactory;
   secureServer?: SecureServerFactory;
+  /** Without it, TCP/TLS/HTTPS listeners are reported unsupported. */
+  streams?: StreamListenerDeps;
   /** Writes a client-error line (bad request, header overflow) to the access log. */
   onClientError?: (record: ClientErrorRecord, serving: ServingListener) => void;
 }
@@ -73,7 +89,11 @@ interface BoundListener extends ListenerBinding {
   readonly name: string;
   readonly bindAddress: string;
   readonly family: ListenerFamily;
-  readonly server: Server;
+  /** The listening server: the HTTP server itself, or a stream listener's. */
+  readonly server: NetServer;
+  /** The HTTP/1.1 server (for a stream listener: fed terminated TLS connections). */
+  readonly http: Server;
+  readonly stream: StreamServer | undefined;
   readonly sockets: Set<Socket>;
   /** Responses not finished yet: told to close their connection when a drain starts. */
   readonly responses: Set<ServerResponse>;
@@ -144,7 +164,6 @@ export class ListenerManager {
         if (existing !== undefined) {
           swaps.push(() => {
             existing.serving = w.serving;
-            if (existing.family === 'secure') this.deps.secureServer?.update?.(existing.server, existing);
           });
           return;
         }
@@ -167,7 +186,11 @@ export class ListenerManager {
   }
 
   private familyOf(listener: Listener): ListenerFamily | undefined {
-    if (this.deps.secureServer?.serves(listener)) return 'secure';
+    if (isStreamListener(listener)) {
+      if (this.deps.streams === undefined) return undefined;
+      if (needsTermination(listener) && !this.deps.secureServer?.serves(listener)) return undefined;
+      return 'stream';
+    }
     const plaintextHttp = listener.protocol === 'HTTP' || listener.protocol === 'HTTP2' || listener.protocol === 'GRPC' || listener.protocol === 'GRPC-WEB';
     if (plaintextHttp && listener.filterChains.every((c) => c.tls === undefined)) return 'http';
     return undefined;
@@ -177,7 +200,8 @@ export class ListenerManager {
     const { limits, handler } = this.deps;
     const binding = { serving, closing: false } as ListenerBinding;
     const request = (req: IncomingMessage, res: ServerResponse) => {
-      this.trackRequest(b, req.socket as TrackedSocket, res);
+      // HTTP/2 streams share a session: drain sends it GOAWAY (l4/http2-server.ts) instead.
+      if (req.httpVersionMajor !== 2) this.trackRequest(b, req.socket as TrackedSocket, res);
       handler.handleRequest(b, req, res);
     };
     const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -185,27 +209,22 @@ export class ListenerManager {
       (socket as TrackedSocket)[kActiveRequests] = 1;
       handler.handleUpgrade(b, req, socket, head);
     };
-    let server: Server;
-    if (family === 'secure') {
-      server = this.deps.secureServer!.create(binding, { request, upgrade });
-    } else {
-      server = createServer(
-        {
-          maxHeaderSize: limits.maxHeaderSize,
-          headersTimeout: limits.headersTimeout,
-          requestTimeout: limits.requestTimeout,
-          keepAliveTimeout: limits.keepAliveTimeout,
-          // How often node enforces headersTimeout/requestTimeout (its default, 30 s, would let a
-          // slowloris client hold a connection well past the limit).
-          connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(limits.headersTimeout / 4))),
-          insecureHTTPParser: false,
-          requireHostHeader: true,
-          noDelay: true,
-        },
-        request,
-      );
-      server.on('upgrade', upgrade);
-    }
+    const server = createServer(
+      {
+        maxHeaderSize: limits.maxHeaderSize,
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: limits.requestTimeout,
+        keepAliveTimeout: limits.keepAliveTimeout,
+        // How often node enforces headersTimeout/requestTimeout (its default, 30 s, would let a
+        // slowloris client hold a connection well past the limit).
+        connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(limits.headersTimeout / 4))),
+        insecureHTTPParser: false,
+        requireHostHeader: true,
+        noDelay: true,
+      },
+      request,
+    );
+    server.on('upgrade', upgrade);
     // Node drops headers past maxHeadersCount silently (possibly Host, which then fails as a
     // 400): it keeps a generous number, and the handler answers 431 past the real limit.
     server.maxHeadersCount = Math.max(limits.maxHeadersCount + 1, 2000);
@@ -213,16 +232,32 @@ export class ListenerManager {
     server.keepAliveTimeout = limits.keepAliveTimeout;
     server.headersTimeout = limits.headersTimeout;
     server.requestTimeout = limits.requestTimeout;
+    const stream =
+      family === 'stream'
+        ? new StreamServer({
+            binding,
+            http1: server,
+            request: request as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+            tls: this.deps.secureServer,
+            tcp: this.deps.streams!,
+            metrics: this.deps.streams!.metrics,
+            limits,
+            state: this.deps.state,
+          })
+        : undefined;
+    const listening: NetServer = stream?.server ?? server;
     const b: BoundListener = Object.assign(binding, {
       key: listener.bindPort,
       name: listener.name,
       bindAddress: listener.bindAddress,
       family,
-      server,
+      server: listening,
+      http: server,
+      stream,
       sockets: new Set<Socket>(),
       responses: new Set<ServerResponse>(),
     });
-    server.on('connection', (socket: Socket) => {
+    listening.on('connection', (socket: Socket) => {
       b.sockets.add(socket);
       this.deps.state.activeConnections++;
       socket.once('close', () => {
@@ -241,19 +276,19 @@ export class ListenerManager {
     });
     return new Promise<BoundListener>((resolve, reject) => {
       const onError = (err: Error) => {
-        server.off('listening', onListening);
-        server.close();
+        listening.off('listening', onListening);
+        listening.close();
         reject(err);
       };
       const onListening = () => {
-        server.off('error', onError);
-        server.on('error', (err) => process.emitWarning(`portway: listener ${listener.name}: ${err.message}`));
+        listening.off('error', onError);
+        listening.on('error', (err) => process.emitWarning(`portway: listener ${listener.name}: ${err.message}`));
         resolve(b);
       };
-      server.once('error', onError);
-      server.once('listening', onListening);
+      listening.once('error', onError);
+      listening.once('listening', onListening);
       // Not exclusive: --concurrency workers share each listening socket through node:cluster.
-      server.listen({ host: listener.bindAddress, port: listener.bindPort });
+      listening.listen({ host: listener.bindAddress, port: listener.bindPort });
     });
   }
 
@@ -352,11 +387,16 @@ export class ListenerManager {
 function closeAfterCurrentResponses(b: BoundListener): void {
   for (const res of b.responses) if (!res.headersSent) res.shouldKeepAlive = false;
   for (const socket of b.sockets) closeIfIdle(socket);
+  if (b.stream !== undefined) {
+    // Terminated TLS: the HTTP/1.1 state lives on the TLS sockets, HTTP/2 gets GOAWAY.
+    for (const socket of b.stream.httpSockets()) closeIfIdle(socket);
+    b.stream.goAway();
+  }
 }
 
 function destroyAll(b: BoundListener): void {
   for (const socket of b.sockets) socket.destroy();
-  b.server.closeAllConnections?.();
+  b.http.closeAllConnections();
 }
 
 /**

@@ -130,7 +130,8 @@ export function compileServingListener(snapshot: Snapshot, listener: Listener, s
     listener,
     snapshot,
     gatewayPortLabel: port,
-    scheme: listener.protocol === 'HTTPS' ? 'https' : 'http',
+    // A TLS port whose first server is TLS (passthrough) may still terminate HTTPS on another chain.
+    scheme: listener.protocol === 'HTTPS' || chains.some((c) => c.chain.tls !== undefined && c.table !== undefined) ? 'https' : 'http',
     chains,
     plaintextChain: chains.find((c) => c.table !== undefined || c.httpsRedirect),
     sniExact,

@@ -1,0 +1,99 @@
+// The HTTP/2 side of a terminated HTTPS connection (ALPN "h2"): a node:http2 server that never
+// listens and is handed TLS sockets, with request/response classes adapted so the same
+// request handler serves HTTP/1.1 and HTTP/2:
+//   - `host` is filled from :authority (HTTP/1.1 upstreams need it; routing reads it);
+//   - a request body of unknown length (no content-length, no END_STREAM on the headers) is
+//     marked `transfer-encoding: chunked`, which is what it becomes on an HTTP/1.1 upstream
+//     and what makes the handler stream it (the header is hop-by-hop: never forwarded as is);
+//   - `destroyed` reflects the stream; `shouldKeepAlive` and `statusMessage` (HTTP/1.1-only)
+//     are ignored instead of warning.
+// Idle sessions are closed with GOAWAY after keepAliveTimeout.
+
+import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { ReadableOptions } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { ServeLimits } from '../limits.js';
+
+class GatewayHttp2Request extends http2.Http2ServerRequest {
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ReadableOptions, rawHeaders: readonly string[]) {
+    const authority = headers[':authority'];
+    if (headers.host === undefined && typeof authority === 'string') headers.host = authority;
+    if (!stream.endAfterHeaders && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
+      headers['transfer-encoding'] = 'chunked';
+    }
+    super(stream, headers, options, rawHeaders);
+  }
+}
+
+class GatewayHttp2Response extends http2.Http2ServerResponse {}
+Object.defineProperties(GatewayHttp2Response.prototype, {
+  destroyed: {
+    get(this: http2.Http2ServerResponse) {
+      return this.stream.destroyed;
+    },
+  },
+  shouldKeepAlive: { get: () => true, set: () => undefined },
+  statusMessage: { get: () => '', set: () => undefined },
+});
+
+export interface GatewayHttp2Options {
+  limits: ServeLimits;
+  /** The request handler (receives the adapted classes, typed as node:http's). */
+  onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** Whether a session should stop taking new streams (drain, listener going away). */
+  closing: () => boolean;
+}
+
+export interface GatewayHttp2 {
+  readonly server: Http2Server;
+  /** Hands over a TLS socket that negotiated "h2". */
+  serve(socket: TLSSocket): void;
+  /** GOAWAY on every open session: streams in flight finish, new ones go to a new connection. */
+  goAway(): void;
+  readonly sessionCount: number;
+  close(): void;
+}
+
+export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
+  const { limits } = options;
+  const sessions = new Set<ServerHttp2Session>();
+  const server = http2.createServer({
+    Http2ServerRequest: GatewayHttp2Request as unknown as typeof http2.Http2ServerRequest,
+    Http2ServerResponse: GatewayHttp2Response,
+    maxSessionMemory: 32,
+    settings: {
+      // HARDENING.md: an explicit stream limit (also bounds rapid-reset abuse with node's own protection).
+      maxConcurrentStreams: 128,
+      maxHeaderListSize: limits.maxHeaderSize,
+    },
+  });
+  server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    // Draining: this stream is served, and GOAWAY tells the client to open a new connection for the next.
+    if (options.closing()) req.stream.session?.close();
+    options.onRequest(req, res);
+  });
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.on('error', () => session.destroy());
+    if (limits.keepAliveTimeout > 0) session.setTimeout(limits.keepAliveTimeout, () => session.close());
+  });
+  // Protocol errors of one session are that client's problem: never the process's.
+  server.on('sessionError', () => undefined);
+  return {
+    server,
+    serve(socket) {
+      server.emit('connection', socket);
+    },
+    goAway() {
+      for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
+    },
+    get sessionCount() {
+      return sessions.size;
+    },
+    close() {
+      for (const s of sessions) s.destroy();
+      server.close();
+    },
+  };
+}
