@@ -75,7 +75,7 @@ export interface DownstreamTls {
   verifyCertificateHash: string[];
   minProtocolVersion: 'TLSv1.2' | 'TLSv1.3';
   maxProtocolVersion?: 'TLSv1.2' | 'TLSv1.3';
-  /** OpenSSL cipher list, already mapped from Istio names; undefined = Node's defaults. */
+  /** OpenSSL cipher list, mapped from Istio/Envoy names at translate time; undefined = Node's defaults. */
   ciphers?: string;
 }
 

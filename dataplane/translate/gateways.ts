@@ -7,6 +7,7 @@ import type { DiagnosticSink } from './diagnostics.js';
 import { parseServerHost, type ServerHost } from './hosts.js';
 import { byAge, fileCredentialKey, secretCredentialKey } from './traffic-policy.js';
 import type { CredentialRef } from '../snapshot/types.js';
+import { mapCipherSuites } from '../tls/cipher-suites.js';
 
 export interface ProxyIdentity {
   namespace: string;
@@ -251,7 +252,14 @@ function compileServerTls(
     return undefined;
   }
   const ciphers = stringList(tls.cipherSuites);
-  if (ciphers.length > 0) base.ciphers = ciphers.join(':');
+  if (ciphers.length > 0) {
+    const mapped = mapCipherSuites(ciphers);
+    if (mapped instanceof Error) {
+      sink.error(gateway, `${at}.cipherSuites`, mapped.message);
+      return undefined;
+    }
+    base.ciphers = mapped;
+  }
   return base;
 }
 
