@@ -3,6 +3,10 @@
 // manager, prunes what is no longer desired, and reports status with observedGeneration.
 // Fields it does not render (replicas when unmanaged, a rollout-restart annotation) stay
 // with whoever set them, so `kubectl scale` and `kubectl rollout restart` keep working.
+// It never takes over an object it does not own (no ownerReference to this
+// GatewayDeployment, or for cluster-scoped objects not its labels): that is reported as
+// Degraded/ConflictingObject. Every action and error is an Event on the GatewayDeployment,
+// a JSON log line and a metric.
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError, kubeRequest, objectPath, serverSideApply } from '../../kube/kube-request.js';
@@ -10,6 +14,9 @@ import { ReflectorSet, type WatchedKind } from '../../kube/reflector.js';
 import type { StoredObject } from '../../dataplane/config/resources.js';
 import { ObjectStore } from '../../dataplane/store/object-store.js';
 import { setCondition, type Condition } from './conditions.js';
+import { EventRecorder, type EventType } from './events.js';
+import { Logger } from './log.js';
+import { OperatorMetrics, type ReconcileResult } from './metrics.js';
 import { WorkQueue } from './workqueue.js';
 import { RENDERED_KINDS, renderGatewayObjects, type RenderedKind, type RenderOptions } from '../render/index.js';
 import { validateGatewayDeployment } from '../api/validate.js';
@@ -18,6 +25,11 @@ import { GATEWAY_LABEL, GATEWAY_NAMESPACE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } 
 
 export const FIELD_MANAGER = 'portway-operator';
 export const FINALIZER = 'portway.dev/cleanup';
+/**
+ * Holds spec.replicas for a moment when the operator stops rendering it (autoscaling turned
+ * on, or replicas removed from the spec): see handOverReplicas.
+ */
+export const REPLICAS_HANDOVER_MANAGER = 'portway-operator-handover';
 
 const GATEWAY_DEPLOYMENT: WatchedKind = { kind: 'GatewayDeployment', apiVersion: API_VERSION, plural: 'gatewaydeployments' };
 
@@ -33,30 +45,78 @@ function kindInfo(kind: string): RenderedKind {
 export interface GatewayControllerOptions {
   kubeConfig: KubeConfig;
   render?: Partial<RenderOptions>;
-  log?: (line: string) => void;
+  logger?: Logger;
+  /** Names this replica in Events (reportingInstance). */
+  identity?: string;
   resyncMs?: number;
   workers?: number;
+  /** Retry interval while an object of the same name that it does not own blocks a gateway. */
+  conflictRetryMs?: number;
   now?: () => Date;
+}
+
+interface LiveObject {
+  metadata: StoredObject['metadata'] & {
+    ownerReferences?: Array<{ uid: string }>;
+    managedFields?: Array<{ manager?: string; operation?: string; fieldsV1?: Record<string, Record<string, unknown>> }>;
+  };
+  spec?: { replicas?: number };
 }
 
 export class GatewayController {
   readonly store = new ObjectStore();
+  readonly metrics: OperatorMetrics;
+  readonly events: EventRecorder;
+  private readonly logger: Logger;
   private readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 60_000 });
   private readonly reflectors: ReflectorSet;
   private resyncTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private watching = false;
+  private cachesSynced = false;
+  /** GatewayDeployment uids whose Deployment replicas this operator is known not to own. */
+  private readonly replicasReleased = new Set<string>();
 
   constructor(private readonly o: GatewayControllerOptions) {
-    this.reflectors = new ReflectorSet(this.store, [GATEWAY_DEPLOYMENT, ...OWNED_KINDS], { kubeConfig: o.kubeConfig, log: o.log });
+    this.logger = o.logger ?? new Logger();
+    this.metrics = new OperatorMetrics({ queueDepth: () => this.queue.length });
+    this.events = new EventRecorder({
+      kubeConfig: o.kubeConfig,
+      component: FIELD_MANAGER,
+      instance: o.identity,
+      now: o.now,
+      onError: (err, ev) => {
+        this.metrics.errors.inc({ operation: 'event' });
+        this.logger.warn('recording an event failed', { reason: ev.reason, error: err.message });
+      },
+    });
+    this.reflectors = new ReflectorSet(this.store, [GATEWAY_DEPLOYMENT, ...OWNED_KINDS], { kubeConfig: o.kubeConfig, log: this.logger.lines('warn', { component: 'reflector' }) });
     this.store.on('object', (obj: StoredObject) => {
       const key = this.ownerKey(obj);
       if (key) this.queue.add(key);
     });
   }
 
-  /** Starts watching at once (caches warm) and reconciling when `leading` resolves. */
-  start(): void {
+  /** True once every watched kind has been listed (what /readyz reports). */
+  get isSynced(): boolean {
+    return this.cachesSynced;
+  }
+
+  /** Fills the caches without reconciling: a standby replica keeps them warm to take over fast. */
+  startWatching(): void {
+    if (this.watching) return;
+    this.watching = true;
     this.reflectors.start();
+    void this.reflectors.synced.then(() => {
+      this.cachesSynced = true;
+      this.metrics.setSynced(true);
+      this.logger.info('caches synced', { gatewaydeployments: this.store.list('GatewayDeployment').length });
+    });
+  }
+
+  /** Watches (if not yet) and reconciles every GatewayDeployment once the caches are synced. */
+  start(): void {
+    this.startWatching();
     void this.reflectors.synced.then(() => {
       for (const gd of this.store.list('GatewayDeployment')) this.queue.add(`${gd.metadata.namespace}/${gd.metadata.name}`);
     });
@@ -87,30 +147,38 @@ export class GatewayController {
   }
 
   private async reconcileKey(key: string): Promise<void> {
+    const done = this.metrics.startReconcile();
+    const log = this.logger.child({ gatewaydeployment: key });
     try {
-      await this.reconcile(key);
+      const result = await this.reconcile(key);
+      done(result);
       this.queue.forget(key);
+      log.debug('reconciled', { result });
     } catch (err) {
+      done('error');
       const delay = this.queue.addRateLimited(key);
-      this.log(`reconcile ${key} failed (retry in ${delay} ms): ${(err as Error).message}`);
+      log.error('reconcile failed', { error: (err as Error).message, retryInMs: delay });
     }
   }
 
-  async reconcile(key: string): Promise<void> {
+  async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
     const kc = this.o.kubeConfig;
+    const log = this.logger.child({ gatewaydeployment: key });
     const gdPath = objectPath(GATEWAY_DEPLOYMENT.apiVersion, GATEWAY_DEPLOYMENT.plural, namespace, name);
     let gd: GatewayDeployment;
     try {
       // Read through the API, not the cache: status writes need the latest generation.
       gd = await kubeRequest<GatewayDeployment>(kc, { method: 'GET', path: gdPath });
     } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 404) return; // gone; GC removed the namespaced objects
+      if (err instanceof KubeApiError && err.statusCode === 404) return 'deleted'; // gone; GC removed the namespaced objects
+      this.metrics.errors.inc({ operation: 'read' });
       throw err;
     }
     const meta = gd.metadata as StoredObject['metadata'] & { deletionTimestamp?: string; finalizers?: string[] };
     if (meta.deletionTimestamp) {
-      await this.deleteClusterScoped(namespace, name);
+      this.replicasReleased.delete(meta.uid ?? '');
+      await this.deleteClusterScoped(gd, namespace, name);
       if (meta.finalizers?.includes(FINALIZER)) {
         await kubeRequest(kc, {
           method: 'PATCH',
@@ -118,8 +186,9 @@ export class GatewayController {
           contentType: 'application/merge-patch+json',
           body: { metadata: { finalizers: meta.finalizers.filter((f) => f !== FINALIZER), resourceVersion: meta.resourceVersion } },
         });
+        log.info('finalizer removed');
       }
-      return;
+      return 'deleted';
     }
     if (!meta.finalizers?.includes(FINALIZER)) {
       await kubeRequest(kc, {
@@ -132,28 +201,124 @@ export class GatewayController {
 
     const problems = validateGatewayDeployment(gd, this.o.render ?? {});
     if (problems.length > 0) {
-      await this.writeStatus(gd, { degraded: { reason: 'InvalidSpec', message: problems.map((p) => `${p.field}: ${p.message}`).join('; ') } });
-      return;
+      const message = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+      this.event(gd, 'Warning', 'InvalidSpec', message);
+      log.warn('invalid spec', { error: message });
+      await this.writeStatus(gd, { degraded: { reason: 'InvalidSpec', message } });
+      return 'invalid';
     }
 
     const desired = renderGatewayObjects(gd, this.o.render ?? {});
     const applyErrors: string[] = [];
+    const conflicts: string[] = [];
     for (const obj of desired) {
       const info = kindInfo(obj.kind);
-      const path = objectPath(info.apiVersion, info.plural, info.namespaced ? obj.metadata?.namespace ?? namespace : undefined, obj.metadata!.name!);
+      const objNamespace = info.namespaced ? obj.metadata.namespace ?? namespace : undefined;
+      const path = objectPath(info.apiVersion, info.plural, objNamespace, obj.metadata.name);
+      const what = `${obj.kind} ${objNamespace ? `${objNamespace}/` : ''}${obj.metadata.name}`;
       try {
-        await serverSideApply(kc, path, obj, FIELD_MANAGER, true);
+        // The cache only holds objects with the managed-by label: anything else of the same
+        // name is read from the API before the apply could take it over.
+        let existing = this.store.get(obj.kind, objNamespace, obj.metadata.name) as LiveObject | undefined;
+        if (!existing || !this.owns(gd, existing)) existing = await this.readIfExists<LiveObject>(path);
+        if (existing && !this.owns(gd, existing)) {
+          const message = `${what} exists and is not owned by this GatewayDeployment; it is left alone (delete it or rename the gateway)`;
+          conflicts.push(message);
+          this.event(gd, 'Warning', 'ConflictingObject', message);
+          log.warn('conflicting object', { kind: obj.kind, name: obj.metadata.name });
+          continue;
+        }
+        if (obj.kind === 'Deployment' && existing) await this.handOverReplicas(gd, obj as RenderedDeploymentLike, path, log);
+        const startedAt = Math.floor(Date.now() / 1000) * 1000;
+        const applied = await serverSideApply<LiveObject>(kc, path, obj, FIELD_MANAGER, true);
+        if (!existing) {
+          this.event(gd, 'Normal', 'Created', `created ${what}`);
+          log.info('created', { kind: obj.kind, name: obj.metadata.name });
+        } else if (applied.metadata.resourceVersion !== existing.metadata.resourceVersion && this.changedByUs(applied, startedAt)) {
+          this.event(gd, 'Normal', 'Updated', `updated ${what}`);
+          log.info('updated', { kind: obj.kind, name: obj.metadata.name });
+        }
       } catch (err) {
-        applyErrors.push(`${obj.kind} ${obj.metadata?.name}: ${(err as Error).message}`);
+        this.metrics.errors.inc({ operation: 'apply' });
+        const message = `${what}: ${(err as Error).message}`;
+        applyErrors.push(message);
+        this.event(gd, 'Warning', 'ApplyFailed', message);
       }
     }
-    await this.prune(gd, desired as StoredObject[]);
-    await this.writeStatus(gd, applyErrors.length > 0 ? { degraded: { reason: 'ApplyFailed', message: applyErrors.join('; ') } } : {});
+    await this.prune(gd, desired as StoredObject[], log);
+    const degraded =
+      conflicts.length > 0 ? { reason: 'ConflictingObject', message: conflicts.join('; ') }
+      : applyErrors.length > 0 ? { reason: 'ApplyFailed', message: applyErrors.join('; ') }
+      : undefined;
+    await this.writeStatus(gd, degraded ? { degraded } : {});
     if (applyErrors.length > 0) throw new Error(applyErrors.join('; '));
+    if (conflicts.length > 0) {
+      // The blocking object carries none of our labels, so no watch event brings us back.
+      this.queue.addAfter(key, this.o.conflictRetryMs ?? 30_000);
+      return 'conflict';
+    }
+    return 'success';
+  }
+
+  /**
+   * Ours: namespaced objects carry an ownerReference to this GatewayDeployment (its uid);
+   * cluster-scoped ones, which cannot, carry the operator's labels naming it.
+   */
+  private owns(gd: GatewayDeployment, obj: LiveObject): boolean {
+    if (obj.metadata.namespace) return (obj.metadata.ownerReferences ?? []).some((r) => r.uid === gd.metadata.uid);
+    const labels = obj.metadata.labels ?? {};
+    return labels[MANAGED_BY_LABEL] === MANAGED_BY && labels[GATEWAY_LABEL] === gd.metadata.name && labels[GATEWAY_NAMESPACE_LABEL] === gd.metadata.namespace;
+  }
+
+  /** Whether the apply changed the object: our field manager's timestamp moves only then. */
+  private changedByUs(applied: LiveObject, startedAtMs: number): boolean {
+    const entry = (applied.metadata.managedFields ?? []).find((m) => m.manager === FIELD_MANAGER && m.operation === 'Apply') as { time?: string } | undefined;
+    return entry?.time === undefined || Date.parse(entry.time) >= startedAtMs;
+  }
+
+  /**
+   * When the rendered Deployment stops setting spec.replicas (autoscaling turned on, or the
+   * count left to `kubectl scale`), an apply without the field would delete it, as its only
+   * owner, and the Deployment would fall back to 1 replica until the HPA scales it up again.
+   * So the current count is first applied by a second field manager: with two owners, our
+   * apply only drops our ownership, the count stays, and the HPA (or kubectl scale) takes it
+   * over from there. This is the hand-over the Kubernetes server-side apply documentation
+   * describes ("Transferring ownership").
+   */
+  private async handOverReplicas(gd: GatewayDeployment, obj: RenderedDeploymentLike, path: string, log: Logger): Promise<void> {
+    const uid = gd.metadata.uid ?? '';
+    if (obj.spec?.replicas !== undefined) {
+      this.replicasReleased.delete(uid);
+      return;
+    }
+    if (this.replicasReleased.has(uid)) return;
+    const live = await this.readIfExists<LiveObject>(path);
+    const ours = live?.metadata.managedFields?.some((m) => m.manager === FIELD_MANAGER && m.operation === 'Apply' && m.fieldsV1?.['f:spec']?.['f:replicas'] !== undefined);
+    if (live && ours && live.spec?.replicas !== undefined) {
+      await serverSideApply(this.o.kubeConfig, path, { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, spec: { replicas: live.spec.replicas } }, REPLICAS_HANDOVER_MANAGER, true);
+      const message = `Deployment ${obj.metadata.namespace}/${obj.metadata.name}: spec.replicas (${live.spec.replicas}) handed over to the autoscaler or kubectl scale`;
+      this.event(gd, 'Normal', 'ReplicasHandedOver', message);
+      log.info('replicas handed over', { replicas: live.spec.replicas });
+    }
+    this.replicasReleased.add(uid);
+  }
+
+  private async readIfExists<T>(path: string): Promise<T | undefined> {
+    try {
+      return await kubeRequest<T>(this.o.kubeConfig, { method: 'GET', path });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private event(gd: GatewayDeployment, type: EventType, reason: string, message: string): void {
+    this.metrics.events.inc({ type, reason });
+    void this.events.record({ apiVersion: API_VERSION, kind: GATEWAY_DEPLOYMENT.kind, metadata: gd.metadata }, type, reason, message);
   }
 
   /** Deletes owned objects the renderer no longer produces (an HPA after autoscaling is turned off). */
-  private async prune(gd: GatewayDeployment, desired: StoredObject[]): Promise<void> {
+  private async prune(gd: GatewayDeployment, desired: StoredObject[], log: Logger): Promise<void> {
     const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
     const ns = gd.metadata.namespace!;
     for (const kind of RENDERED_KINDS) {
@@ -164,16 +329,19 @@ export class GatewayController {
         if (!owners.some((r) => r.uid === gd.metadata.uid)) continue;
         if (want.has(`${obj.kind}/${ns}/${obj.metadata.name}`)) continue;
         await this.deleteIgnoringMissing(objectPath(kind.apiVersion, kind.plural, ns, obj.metadata.name));
+        this.event(gd, 'Normal', 'Deleted', `deleted ${obj.kind} ${ns}/${obj.metadata.name}: no longer rendered`);
+        log.info('deleted', { kind: obj.kind, name: obj.metadata.name });
       }
     }
   }
 
-  private async deleteClusterScoped(namespace: string, name: string): Promise<void> {
+  private async deleteClusterScoped(gd: GatewayDeployment, namespace: string, name: string): Promise<void> {
     for (const kind of RENDERED_KINDS.filter((k) => !k.namespaced)) {
       for (const obj of this.store.list(kind.kind)) {
         const labels = obj.metadata.labels ?? {};
         if (labels[GATEWAY_LABEL] === name && labels[GATEWAY_NAMESPACE_LABEL] === namespace) {
           await this.deleteIgnoringMissing(objectPath(kind.apiVersion, kind.plural, undefined, obj.metadata.name));
+          this.event(gd, 'Normal', 'Deleted', `deleted ${kind.kind} ${obj.metadata.name}: the GatewayDeployment is being deleted`);
         }
       }
     }
@@ -183,7 +351,10 @@ export class GatewayController {
     try {
       await kubeRequest(this.o.kubeConfig, { method: 'DELETE', path });
     } catch (err) {
-      if (!(err instanceof KubeApiError && err.statusCode === 404)) throw err;
+      if (!(err instanceof KubeApiError && err.statusCode === 404)) {
+        this.metrics.errors.inc({ operation: 'delete' });
+        throw err;
+      }
     }
   }
 
@@ -232,15 +403,18 @@ export class GatewayController {
       addresses: ingress.map((i) => ({ type: i.ip ? 'IPAddress' : 'Hostname', value: i.ip ?? i.hostname })),
       conditions,
     };
-    await kubeRequest(this.o.kubeConfig, {
-      method: 'PATCH',
-      path: objectPath(GATEWAY_DEPLOYMENT.apiVersion, GATEWAY_DEPLOYMENT.plural, ns, name, 'status'),
-      contentType: 'application/merge-patch+json',
-      body: { status },
-    });
-  }
-
-  private log(line: string): void {
-    (this.o.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)))(line);
+    try {
+      await kubeRequest(this.o.kubeConfig, {
+        method: 'PATCH',
+        path: objectPath(GATEWAY_DEPLOYMENT.apiVersion, GATEWAY_DEPLOYMENT.plural, ns, name, 'status'),
+        contentType: 'application/merge-patch+json',
+        body: { status },
+      });
+    } catch (err) {
+      this.metrics.errors.inc({ operation: 'status' });
+      throw err;
+    }
   }
 }
+
+type RenderedDeploymentLike = { metadata: { name: string; namespace?: string }; spec?: { replicas?: number } };
