@@ -60,6 +60,9 @@ mkdir -p "$BIN_ROOT" "$PORTWAY_CACHE/logs" "$PORTWAY_CACHE/src"
 exec 9>"$PORTWAY_CACHE/build.lock"
 if ! flock -n 9; then log "another build holds $PORTWAY_CACHE/build.lock; waiting"; flock 9; fi
 
+# Half-built directories of an interrupted build (nobody else builds while we hold the lock).
+rm -rf "$BIN_ROOT"/*.tmp.*
+
 missing=()
 for t in "${TOOLS[@]}"; do is_built "$t" || missing+=("$t"); done
 if [[ ${#missing[@]} -eq 0 ]]; then log "all binaries present under $BIN_ROOT"; exit 0; fi
@@ -158,7 +161,7 @@ prepare() {
   esac
   d="$(src_dir "$t-$(ver_of "$t")")"
   # shellcheck disable=SC2046
-  (cd "$d" && go list -deps $(pkgs_of "$t") >/dev/null)
+  (cd "$d" && go list -deps $(pkgs_of "$t") | wc -l >"$d/.package-count")
   timing "prepare $t $(ver_of "$t")" $(( $(now) - t1 ))
 }
 
@@ -186,11 +189,12 @@ compile() {
   while kill -0 "$bpid" 2>/dev/null; do
     sleep 1
     if (( $(now) - last >= 30 )); then
-      last=$(now); log "  $t: $(wc -l <"$vlog") packages compiled, $(( last - t1 ))s so far"
+      last=$(now)
+      log "  $t: $(wc -l <"$vlog") of at most $(cat "$d/.package-count" 2>/dev/null || echo '?') packages compiled, $(( last - t1 ))s so far"
     fi
   done
   wait "$bpid" || rc=$?
-  if [[ $rc -ne 0 ]]; then tail -n 40 "$vlog" >&2; die "go build of $t failed (exit $rc)"; fi
+  if [[ $rc -ne 0 ]]; then tail -n 40 "$vlog" >&2; rm -rf "$tmp"; die "go build of $t failed (exit $rc)"; fi
   if [[ "$t" == etcd ]]; then   # package go.etcd.io/etcd/server/v3 is named "server" by go build
     for n in server v3; do [[ -x "$tmp/$n" ]] && mv "$tmp/$n" "$tmp/etcd"; done
   fi
