@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { GatewayController } from '../operator/controller/gateway-controller.js';
 import { LeaderElector } from '../operator/controller/leader-election.js';
+import { serveControllerEndpoint } from '../operator/controller/http-endpoints.js';
+import { Logger } from '../operator/controller/log.js';
 
 const USAGE = `Usage: portway operator [options]
 
@@ -40,16 +42,22 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const image = values['proxy-image'] ?? process.env.PORTWAY_PROXY_IMAGE;
-  const controller = new GatewayController({ kubeConfig, render: image ? { defaultImage: image } : {} });
+  const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+  const logger = new Logger({}, { instance: identity });
+  const controller = new GatewayController({ kubeConfig, render: image ? { defaultImage: image } : {}, logger, identity });
+  // Every replica watches (readiness waits for the caches); only the leader reconciles.
+  controller.startWatching();
   let leading = false;
   const elect = values['leader-elect'] !== 'false';
   const elector = new LeaderElector({
     kubeConfig,
     namespace,
     name: 'portway-operator',
-    identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    identity,
+    log: logger.lines('info', { component: 'leader-election' }),
     onStartedLeading: () => {
       leading = true;
+      controller.metrics.setLeader(true);
       controller.start();
     },
     onStoppedLeading: () => {
@@ -58,12 +66,13 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     },
   });
   const health = createServer((req, res) => {
+    if (serveControllerEndpoint(req, res, controller)) return;
     // A standby replica is ready too: it serves webhooks and takes over when the leader goes.
     const ok = req.url === '/healthz' || req.url === '/readyz';
     res.writeHead(ok ? 200 : 404, { 'content-type': 'text/plain' });
     res.end(ok ? 'ok\n' : 'not found\n');
   });
-  health.listen(Number(values['health-port'] ?? 8081));
+  health.listen(Number(values['health-port'] ?? 8081), () => logger.info('serving /healthz, /readyz and /metrics', { port: (health.address() as { port: number }).port }));
   if (elect) elector.start();
   else {
     leading = true;
