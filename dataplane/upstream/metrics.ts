@@ -1,5 +1,8 @@
 // Upstream metrics on the registry the proxy passes in (never prom-client's global one).
-// Label children are resolved once per cluster so the request path only calls inc().
+// Label children are resolved once per cluster so the request path only calls inc(); the
+// per-request counter (requests by code class) counts in a plain field and is added to
+// prom-client when the metrics are read, because a prom-client child hashes its label set
+// on every inc().
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 
@@ -23,6 +26,17 @@ export interface ClusterMetrics {
   connectFailures: Inc;
 }
 
+/** A counter child counted locally; `flush` adds the count to its prom-client counter. */
+class PendingCount implements Inc {
+  pending = 0;
+
+  constructor(readonly labels: Record<string, string>) {}
+
+  inc(value = 1): void {
+    this.pending += value;
+  }
+}
+
 export class UpstreamMetrics {
   private readonly rq: Counter<'cluster' | 'code_class'>;
   private readonly overflow: Counter<'cluster'>;
@@ -31,6 +45,8 @@ export class UpstreamMetrics {
   private readonly ejectionsTotal: Counter<'cluster'>;
   private readonly connectFail: Counter<'cluster'>;
   private readonly clusters = new Map<string, ClusterMetrics>();
+  /** The request counters of every cluster, flushed when the metrics are read. */
+  private readonly pending = new Map<string, PendingCount[]>();
 
   /** `activeConnections` is read at scrape time only (summing undici pool stats). */
   constructor(registry: Registry, activeConnections: () => Iterable<[cluster: string, connections: number]>) {
@@ -40,6 +56,7 @@ export class UpstreamMetrics {
       help: 'Requests completed by upstream clusters, by response code class ("error": no response).',
       labelNames: ['cluster', 'code_class'],
       registers,
+      collect: () => this.flushRequests(),
     });
     this.overflow = new Counter({
       name: 'portway_upstream_rq_pending_overflow_total',
@@ -87,7 +104,9 @@ export class UpstreamMetrics {
     let m = this.clusters.get(cluster);
     if (m === undefined) {
       const requests = {} as Record<CodeClass, Inc>;
-      for (const code_class of CODE_CLASSES) requests[code_class] = this.rq.labels({ cluster, code_class });
+      const counts: PendingCount[] = [];
+      for (const code_class of CODE_CLASSES) counts.push((requests[code_class] = new PendingCount({ cluster, code_class })));
+      this.pending.set(cluster, counts);
       m = {
         requests,
         pendingOverflow: this.overflow.labels({ cluster }),
@@ -104,9 +123,20 @@ export class UpstreamMetrics {
   /** Drops a removed cluster's series so churning clusters do not grow the registry. */
   removeCluster(cluster: string): void {
     if (!this.clusters.delete(cluster)) return;
+    this.pending.delete(cluster);
     for (const code_class of CODE_CLASSES) this.rq.remove({ cluster, code_class });
     for (const metric of [this.overflow, this.retryOverflow, this.ejectionsActive, this.ejectionsTotal, this.connectFail]) {
       metric.remove({ cluster });
+    }
+  }
+
+  private flushRequests(): void {
+    for (const counts of this.pending.values()) {
+      for (const c of counts) {
+        if (c.pending === 0) continue;
+        this.rq.inc(c.labels, c.pending);
+        c.pending = 0;
+      }
     }
   }
 }
