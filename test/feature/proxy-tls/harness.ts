@@ -231,6 +231,7 @@ export function exchange(port: number, text: string, tlsOptions?: TlsClientOptio
     const socket: net.Socket = tlsOptions ? tls.connect({ host: '127.0.0.1', port, ...tlsOptions }) : net.connect({ host: '127.0.0.1', port });
     let got = '';
     let settled = false;
+    let connected = false;
     const settle = (v: string) => {
       if (settled) return;
       settled = true;
@@ -238,11 +239,12 @@ export function exchange(port: number, text: string, tlsOptions?: TlsClientOptio
       resolve(v);
     };
     socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
+      connected = true;
       socket.write(text);
       if (halfClose) socket.end();
     });
     socket.on('data', (d: Buffer) => (got += d.toString('utf8')));
-    socket.once('end', () => settle(got));
+    socket.once('end', () => settle(connected ? got : 'error:closed during the handshake'));
     socket.once('error', (err: NodeJS.ErrnoException) => settle(got || `error:${err.code ?? err.message}`));
     socket.once('close', () => settle(got || 'error:closed'));
     socket.setTimeout(10_000, () => settle(`${got}error:timeout`));
