@@ -117,12 +117,20 @@ export function createEndpointPool(origin: string, s: PoolSettings): EndpointPoo
     } as Pool.Options['connect'],
   });
   let dispatcher: Dispatcher = pool;
+  // TLS origination sends the cluster's SNI (DestinationRule sni, else the cluster host), not
+  // each request's Host: undici would take the Host over the connect option, and reconnect
+  // whenever two requests' Hosts differ.
+  const servername = s.scheme === 'https' ? s.tls?.servername : undefined;
+  // (undici's Request takes `servername`; its DispatchOptions typing leaves it out.)
+  const sni: Partial<Dispatcher.DispatchOptions> = servername !== undefined ? ({ servername } as Partial<Dispatcher.DispatchOptions>) : {};
   if (s.h2) {
     // undici holds back a non-idempotent request (POST: every gRPC call) while others run on
     // the same HTTP/2 connection; a proxy forwards streams independently, so let them share it.
-    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, idempotent: true }, handler));
+    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni, idempotent: true }, handler));
   } else if (s.closeAfterEachRequest) {
-    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler));
+    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni, reset: true }, handler));
+  } else if (servername !== undefined) {
+    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni }, handler));
   }
   return { pool, dispatcher };
 }
