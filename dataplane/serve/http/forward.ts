@@ -1,11 +1,14 @@
 // Forwarding one request upstream: leases an endpoint per attempt, streams the body both
 // ways with backpressure (undici's dispatch handler: pause/resume against the downstream
-// socket), and applies the route's timeout and retry policy. Local replies carry Envoy's
+// socket), and applies the route's timeout and retry policy. The handler is undici's raw
+// one (onConnect/onHeaders/onData/onComplete/onError): the controller-based interface costs
+// an adapter per request in undici, which parses the headers into an object that would
+// then have its hop-by-hop headers deleted; here they are built once, already stripped. Local replies carry Envoy's
 // response flags: UF/UC/UH/UO/NC → 503, UT → 504, URX when retries ran out.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
-import { appendHeader, applyHeaderOperations, stripResponseHopByHop, type HeaderMap } from './headers.js';
+import { util as undiciUtil, type Dispatcher } from 'undici';
+import { appendHeader, applyHeaderOperations, responseHeadersFromRaw, type HeaderMap } from './headers.js';
 import type { RequestBody } from './body.js';
 import { sendLocalReply, type LocalReply } from './local-reply.js';
 import type { RequestInfo } from './request-info.js';
@@ -137,11 +140,13 @@ class ProxyExchange {
 
   // ---- attempt callbacks (only for the current, uncancelled attempt) ----
 
-  onResponseHead(a: Attempt, status: number, headers: HeaderMap, statusMessage: string | undefined): void {
+  onResponseHead(a: Attempt, status: number, rawHeaders: RawHeaders, statusMessage: string | undefined): void {
     if (status < 200) return; // 1xx: informational, not forwarded
     clearTimeout(a.timer);
     const { info, route, res } = this.input;
     info.upstreamServiceTime = Math.round(performance.now() - a.startMark);
+    // Hop-by-hop headers (and those Connection names) are left out.
+    const headers = responseHeadersFromRaw(rawHeaders);
     if (isRetriableResponse(route.retry, status, headers)) {
       if (this.mayRetry()) {
         const permit = this.deps.upstreams.tryAcquireRetry(this.cluster);
@@ -156,7 +161,6 @@ class ProxyExchange {
     }
     this.responseStarted = true;
     a.status = status;
-    stripResponseHopByHop(headers);
     const destOps = this.input.destination.responseHeaders;
     if (destOps !== undefined) applyHeaderOperations(headers, destOps);
     this.input.decorateResponse(headers);
@@ -182,31 +186,32 @@ class ProxyExchange {
     info.details = 'via_upstream';
   }
 
-  onResponseData(a: Attempt, controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(a: Attempt, chunk: Buffer): void {
     const res = this.input.res;
     this.input.info.bytesSent += chunk.length;
     if (!res.write(chunk) && !a.waitingForDrain && !res.destroyed) {
       a.waitingForDrain = true;
-      controller.pause();
+      a.paused = true;
       res.once('drain', () => {
         a.waitingForDrain = false;
-        controller.resume();
+        a.resumeResponse();
       });
     }
   }
 
-  onResponseEnd(a: Attempt, trailers: Record<string, string | string[] | undefined> | undefined): void {
+  onResponseEnd(a: Attempt, rawTrailers: RawHeaders | null | undefined): void {
     a.settle({ status: a.status });
     this.finished = true;
     this.cleanup();
     const res = this.input.res;
-    if (trailers !== undefined && !res.destroyed) {
+    // Node sends them on a chunked HTTP/1.1 response or an HTTP/2 stream; gRPC status lives here.
+    if (rawTrailers && rawTrailers.length > 0 && !res.destroyed) {
+      const trailers = undiciUtil.parseHeaders(rawTrailers as Buffer[]);
       let any = false;
       for (const _ in trailers) {
         any = true;
         break;
       }
-      // Node sends them on a chunked HTTP/1.1 response or an HTTP/2 stream; gRPC status lives here.
       if (any) res.addTrailers(trailers as Record<string, string>);
     }
     res.end();
@@ -355,12 +360,22 @@ class ProxyExchange {
   }
 }
 
-/** One attempt on one leased endpoint: undici's dispatch handler. */
+/** Response headers or trailers as undici hands them over: name, value, name, value… */
+type RawHeaders = Array<Buffer | string | Array<Buffer | string>>;
+
+/**
+ * One attempt on one leased endpoint: undici's raw dispatch handler. Returning false from
+ * onHeaders/onData pauses the upstream connection; `resume` (given with the head) restarts it.
+ */
 class Attempt implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | undefined;
+  private abortRequest: ((err?: Error) => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  private aborted = false;
   cancelled = false;
   settled = false;
   waitingForDrain = false;
+  /** Set while the downstream is not draining: undici stops reading until resumeResponse(). */
+  paused = false;
   status: number | undefined;
   timer: NodeJS.Timeout | undefined;
   readonly startMark = performance.now();
@@ -370,34 +385,42 @@ class Attempt implements Dispatcher.DispatchHandler {
     readonly lease: Lease,
   ) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.cancelled) controller.abort(new Error('attempt cancelled'));
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortRequest = abort;
+    if (this.cancelled) this.abort();
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
-    this.controller = controller;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
+    this.resumeUpstream = resume;
+    if (!this.exchange.isLive(this)) return true;
+    guard(this, () => this.exchange.onResponseHead(this, statusCode, rawHeaders, statusMessage));
+    return !this.paused;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (!this.exchange.isLive(this)) return true;
+    guard(this, () => this.exchange.onResponseData(this, chunk));
+    return !this.paused;
+  }
+
+  onComplete(rawTrailers: string[] | null): void {
     if (!this.exchange.isLive(this)) return;
-    guard(this, () => this.exchange.onResponseHead(this, statusCode, headers, statusMessage));
+    guard(this, () => this.exchange.onResponseEnd(this, rawTrailers));
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.exchange.isLive(this)) return;
-    guard(this, () => this.exchange.onResponseData(this, controller, chunk));
-  }
-
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
-    if (!this.exchange.isLive(this)) return;
-    guard(this, () => this.exchange.onResponseEnd(this, trailers));
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onError(error: Error): void {
     if (!this.exchange.isLive(this)) {
       // A cancelled attempt's abort comes back here; its lease was settled by cancel().
       this.settle({ error: 'other' });
       return;
     }
     guard(this, () => this.exchange.onAttemptError(this, error));
+  }
+
+  resumeResponse(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeUpstream?.();
   }
 
   exchangeOf(): ProxyExchange {
@@ -409,7 +432,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.cancelled = true;
     clearTimeout(this.timer);
     this.settle(outcome);
-    this.controller?.abort(new Error('attempt cancelled'));
+    this.abort();
+  }
+
+  private abort(): void {
+    if (this.aborted || this.abortRequest === undefined) return;
+    this.aborted = true;
+    this.abortRequest(new Error('attempt cancelled'));
   }
 
   settle(outcome: LeaseOutcome): void {

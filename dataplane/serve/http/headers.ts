@@ -3,6 +3,7 @@
 // (remove, then set, then add, as Envoy applies them), and client addresses.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import { util as undiciUtil } from 'undici';
 import type { HeaderOperations } from '../../snapshot/types.js';
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -61,6 +62,58 @@ export function stripResponseHopByHop(headers: HeaderMap): void {
   const named = connectionTokens(headers.connection);
   for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
   if (named !== undefined) for (const name of named) delete headers[name];
+}
+
+/**
+ * Upstream response headers from undici's raw list (name, value, name, value…: Buffers, or
+ * arrays of Buffers): what undici's own parseHeaders makes of them (lower-case names, repeated
+ * headers as arrays, latin1 values) followed by stripResponseHopByHop, in one pass that never
+ * deletes from the object (a delete turns it into a slow dictionary object for writeHead).
+ */
+export function responseHeadersFromRaw(raw: ReadonlyArray<Buffer | string | Array<Buffer | string>>): HeaderMap {
+  const n = raw.length;
+  let names: string[] | undefined;
+  let named: Set<string> | undefined;
+  let hop = false;
+  for (let i = 0; i < n; i += 2) {
+    const name = undiciUtil.headerNameToString(raw[i] as Buffer);
+    (names ??= []).push(name);
+    if (HOP_BY_HOP.has(name)) {
+      hop = true;
+      if (name === 'connection') {
+        const tokens = connectionTokens(rawValue(raw[i + 1]!));
+        if (tokens !== undefined) {
+          named ??= new Set();
+          for (const t of tokens) named.add(t);
+        }
+      }
+    }
+  }
+  const out: HeaderMap = {};
+  if (names === undefined) return out;
+  for (let i = 0; i < n; i += 2) {
+    const name = names[i >> 1]!;
+    if (hop && (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name)))) continue;
+    const value = rawValue(raw[i + 1]!);
+    const existing = out[name];
+    if (existing === undefined || !Object.hasOwn(out, name)) {
+      // A name such as "constructor" reads Object.prototype's: it is still the first value.
+      if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
+      else out[name] = value;
+    } else if (typeof existing === 'string') {
+      out[name] = typeof value === 'string' ? [existing, value] : [existing, ...value];
+    } else {
+      if (typeof value === 'string') existing.push(value);
+      else existing.push(...value);
+    }
+  }
+  return out;
+}
+
+function rawValue(v: Buffer | string | Array<Buffer | string>): string | string[] {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : x.toString('latin1')));
+  return v.toString('latin1');
 }
 
 export function hasOperations(ops: HeaderOperations): boolean {

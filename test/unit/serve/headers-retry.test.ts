@@ -1,7 +1,7 @@
 // Header handling and retry decisions: pure functions.
 
 import assert from 'node:assert/strict';
-import { applyHeaderOperations, connectionTokens, forwardableRequestHeaders, stripResponseHopByHop, type HeaderMap } from '../../../dataplane/serve/http/headers.js';
+import { applyHeaderOperations, connectionTokens, forwardableRequestHeaders, responseHeadersFromRaw, stripResponseHopByHop, type HeaderMap } from '../../../dataplane/serve/http/headers.js';
 import { compileRetryPolicy, isRetriableFailure, isRetriableResponse, retryBackoff } from '../../../dataplane/serve/http/retry-policy.js';
 import { ISTIO_DEFAULT_RETRY_ON } from '../../../dataplane/snapshot/types.js';
 import { ops } from '../../support/snapshot-builder.js';
@@ -32,6 +32,15 @@ describe('serve: hop-by-hop headers', () => {
     const h: HeaderMap = { connection: 'x-internal', 'x-internal': 'v', 'keep-alive': 't', 'proxy-authenticate': 'Basic', 'content-type': 'text/plain', 'transfer-encoding': 'chunked' };
     stripResponseHopByHop(h);
     assert.deepEqual(Object.keys(h), ['content-type']);
+  });
+  it('builds response headers from undici raw headers, stripped as stripResponseHopByHop does', () => {
+    const raw = (pairs: string[]) => pairs.map((p) => Buffer.from(p, 'latin1'));
+    const out = responseHeadersFromRaw(
+      raw(['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Internal', 'X-Internal', 'v', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'constructor', 'c', 'X-Latin', '\u00e9']),
+    );
+    assert.deepEqual(out, { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], constructor: 'c', 'x-latin': '\u00e9' });
+    assert.deepEqual(responseHeadersFromRaw(raw(['a', '1', 'b', '2', 'a', '3'])), { a: ['1', '3'], b: '2' });
+    assert.deepEqual(responseHeadersFromRaw([]), {});
   });
   it('connection tokens ignore close/keep-alive/upgrade', () => {
     assert.equal(connectionTokens('close'), undefined);
