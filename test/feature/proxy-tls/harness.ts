@@ -55,9 +55,10 @@ export class TlsProxy {
     rmSync(join(this.dir, file), { force: true });
   }
 
-  async start(): Promise<ProxyProcess> {
+  /** Starts the proxy; `extra` flags come last (a repeated flag overrides the default). */
+  async start(extra: string[] = []): Promise<ProxyProcess> {
     const portMap = [...this.ports].map(([g, l]) => `${g}=${l}`).join(',');
-    this.proxy = await startProxyProcess(['--config', this.dir, '--namespace', NS, '--labels', 'istio=ingressgateway', '--port-map', portMap, '--drain-duration', '1s', '--access-log', 'off']);
+    this.proxy = await startProxyProcess(['--config', this.dir, '--namespace', NS, '--labels', 'istio=ingressgateway', '--port-map', portMap, '--drain-duration', '1s', '--access-log', 'off', ...extra]);
     return this.proxy;
   }
 
