@@ -14,6 +14,7 @@ import { applyDefaults } from '../../../operator/api/defaults.js';
 import type { GatewayDeployment } from '../../../operator/api/types.js';
 import { validateGatewayDeployment } from '../../../operator/api/validate.js';
 import { GATEWAY_CLUSTER_RULES, GATEWAY_NAMESPACE_RULES, RENDERED_KINDS } from '../../../operator/render/index.js';
+import { assertMatchesGolden, goldenCases } from '../../support/golden.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { checkAgainstSchema, type Schema } from './openapi-schema.js';
 
@@ -48,6 +49,10 @@ interface Doc {
 function template(...set: string[]): Doc[] {
   // Helm assumes Kubernetes 1.20 without a cluster; the chart needs 1.29 (CEL rules).
   const out = runHelm(['template', 'portway', chartDir, '--namespace', NAMESPACE, '--kube-version', '1.33.0', '--include-crds', ...set.flatMap((s) => ['--set', s])]);
+  return parseDocs(out);
+}
+
+function parseDocs(out: string): Doc[] {
   return parseAllDocuments(out)
     .map((d) => (Array.isArray(d) ? undefined : (d.toJS() as Doc | null)))
     .filter((d): d is Doc => !!d);
@@ -84,6 +89,18 @@ describe('charts/portway (helm template and lint)', function () {
   it('lints cleanly with the defaults and with every option on', () => {
     runHelm(['lint', chartDir, '--strict', '--kube-version', '1.33.0']);
     runHelm(['lint', chartDir, '--strict', '--kube-version', '1.33.0', '--set', 'gateways.ingress.enabled=true', '--set', 'webhook.certManager=true', '--set', 'replicas=2']);
+  });
+
+  it('rejects values its schema (values.schema.json) does not allow', () => {
+    for (const bad of [['--set', 'replicas=0'], ['--set', 'logLevel=loud'], ['--set', 'surprise=1'], ['--set', 'istioCRDs.enabled=maybe'], ['--set', 'gateways.egress.name=Not_A_Name']]) {
+      const result = spawnSync(helm!, ['lint', chartDir, '--strict', '--kube-version', '1.33.0', ...bad], { encoding: 'utf8' });
+      assert.notEqual(result.status, 0, `helm lint ${bad.join(' ')} should fail`);
+      assert.match(result.stdout + result.stderr, /schema/i, bad.join(' '));
+    }
+  });
+
+  it('lints with the egress gateway and without the Istio CRDs', () => {
+    runHelm(['lint', chartDir, '--strict', '--kube-version', '1.33.0', '--set', 'gateways.egress.enabled=true', '--set', 'istioCRDs.enabled=false']);
   });
 
   it('installs the very CRD of crds/', () => {
@@ -139,6 +156,60 @@ describe('charts/portway (helm template and lint)', function () {
       assert.equal(c.args![c.args!.indexOf('--leader-elect') + 1], 'false');
       assert.equal(c.resources?.limits?.memory, '1Gi');
     });
+  });
+
+  describe('the Istio networking CRDs (istioCRDs.enabled)', () => {
+    const istio = () => parseDocs(readFileSync(join(repoRoot(), 'crds', 'istio', 'networking.istio.io.yaml'), 'utf8'));
+
+    it('are installed by default, the very CRDs of crds/istio, kept on uninstall', () => {
+      const docs = template();
+      const wanted = istio();
+      assert.equal(wanted.length, 4);
+      for (const crd of wanted) {
+        const got = one<{ spec: unknown; metadata: { annotations?: Record<string, string>; labels?: Record<string, string> } }>(docs, 'CustomResourceDefinition', crd.metadata.name);
+        assert.deepEqual(got.spec, (crd as unknown as { spec: unknown }).spec, crd.metadata.name);
+        assert.equal(got.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+        assert.equal(got.metadata.labels?.['app.kubernetes.io/managed-by'], 'Helm');
+      }
+    });
+
+    it('are left out with istioCRDs.enabled=false', () => {
+      assert.deepEqual(template('istioCRDs.enabled=false').filter((d) => d.metadata.name.endsWith('.networking.istio.io')), []);
+    });
+
+    it('the chart copy matches crds/istio', () => {
+      assert.equal(readFileSync(join(chartDir, 'files', 'networking.istio.io.yaml'), 'utf8'), readFileSync(join(repoRoot(), 'crds', 'istio', 'networking.istio.io.yaml'), 'utf8'));
+    });
+  });
+
+  describe('helm test and the metrics Service', () => {
+    it('a test hook pod asks the operator /readyz through the metrics Service', () => {
+      const docs = template();
+      const pod = one<{ metadata: { annotations: Record<string, string> }; spec: { restartPolicy: string; containers: Array<{ image: string; command: string[]; securityContext: { readOnlyRootFilesystem: boolean } }> } }>(docs, 'Pod');
+      assert.equal(pod.metadata.annotations['helm.sh/hook'], 'test');
+      assert.equal(pod.spec.restartPolicy, 'Never');
+      const c = pod.spec.containers[0]!;
+      assert.equal(c.image, 'ghcr.io/portway/portway:0.1.0');
+      assert.equal(c.command.at(-1), `http://portway-operator-metrics.${NAMESPACE}.svc:8081/readyz`);
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+      const svc = one<V1Service>(docs, 'Service', 'portway-operator-metrics');
+      assert.deepEqual(svc.spec?.ports, [{ name: 'http-metrics', port: 8081, targetPort: 'health', protocol: 'TCP' }]);
+      const podLabels = one<V1Deployment>(docs, 'Deployment').spec!.template.metadata!.labels!;
+      for (const [k, v] of Object.entries(svc.spec!.selector!)) assert.equal(podLabels[k], v);
+    });
+
+    it('runs two operator replicas by default', () => {
+      assert.equal(one<V1Deployment>(template(), 'Deployment').spec!.replicas, 2);
+    });
+  });
+
+  describe('golden helm template output (test/golden/chart: values → manifests)', () => {
+    for (const c of goldenCases('chart')) {
+      it(c.name, () => {
+        const out = runHelm(['template', 'portway', chartDir, '--namespace', NAMESPACE, '--kube-version', '1.33.0', '--values', c.inputFile]);
+        assertMatchesGolden(c, out);
+      });
+    }
   });
 
   describe('operator RBAC', () => {
@@ -214,6 +285,25 @@ describe('charts/portway (helm template and lint)', function () {
     });
   });
 
+  describe('the egress gateway (gateways.egress.enabled)', () => {
+    it('is off by default', () => {
+      assert.equal(template().filter((d) => d.kind === 'GatewayDeployment').length, 0);
+    });
+
+    it('is a valid istio-egressgateway in mode egress, next to the ingress gateway', () => {
+      const docs = template('gateways.ingress.enabled=true', 'gateways.egress.enabled=true', 'gateways.egress.spec.replicas=2');
+      assert.equal(docs.filter((d) => d.kind === 'GatewayDeployment').length, 2);
+      const gd = one<GatewayDeployment>(docs, 'GatewayDeployment', 'istio-egressgateway');
+      assert.deepEqual(gd.spec, { mode: 'egress', replicas: 2 });
+      assert.equal(gd.metadata.namespace, NAMESPACE);
+      const crd = one<{ spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }>(docs, 'CustomResourceDefinition', 'gatewaydeployments.portway.dev');
+      assert.deepEqual(checkAgainstSchema({ ...gd, metadata: { name: gd.metadata.name } }, crd.spec.versions[0]!.schema.openAPIV3Schema), []);
+      assert.deepEqual(validateGatewayDeployment(gd, { defaultImage: 'x' }), []);
+      const r = applyDefaults({ ...gd, metadata: { ...gd.metadata, uid: 'u' } }, { defaultImage: 'x' });
+      assert.equal(r.podLabels.istio, 'egressgateway');
+    });
+  });
+
   describe('the example gateway (gateways.ingress.enabled)', () => {
     it('is off by default', () => {
       assert.equal(template().filter((d) => d.kind === 'GatewayDeployment').length, 0);
@@ -222,7 +312,7 @@ describe('charts/portway (helm template and lint)', function () {
     it('is a valid, schema-clean istio-ingressgateway whose pods match istio: ingressgateway', () => {
       const docs = template('gateways.ingress.enabled=true', 'gateways.ingress.spec.replicas=2');
       const gd = one<GatewayDeployment>(docs, 'GatewayDeployment');
-      const crd = one<{ spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }>(docs, 'CustomResourceDefinition');
+      const crd = one<{ spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }>(docs, 'CustomResourceDefinition', 'gatewaydeployments.portway.dev');
       assert.deepEqual(checkAgainstSchema({ ...gd, metadata: { name: gd.metadata.name } }, crd.spec.versions[0]!.schema.openAPIV3Schema), []);
       assert.deepEqual(validateGatewayDeployment(gd, { defaultImage: 'x' }), []);
       assert.deepEqual(gd.spec, { mode: 'ingress', replicas: 2 });
