@@ -23,6 +23,13 @@ export interface KubeRequest {
   contentType?: string;
 }
 
+/**
+ * client-node makes a new undici dispatcher for every request, so every request would pay for
+ * a TCP connection and a TLS handshake. The first one made for a KubeConfig is kept and
+ * reused (keep-alive); headers (bearer tokens, which rotate) are still applied per request.
+ */
+const dispatchers = new WeakMap<KubeConfig, unknown>();
+
 export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
@@ -36,7 +43,7 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest)
     method: req.method,
     headers,
     body: req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body),
-    dispatcher: ctx.getDispatcher() as never,
+    dispatcher: reusedDispatcher(kc, ctx.getDispatcher()) as never,
   });
   const text = await response.text();
   let parsed: unknown = text;
@@ -50,6 +57,17 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest)
     throw new KubeApiError(response.status, status?.reason ?? response.statusText, `${req.method} ${req.path}: ${response.status} ${status?.message ?? text}`, parsed);
   }
   return parsed as T;
+}
+
+function reusedDispatcher(kc: KubeConfig, fresh: unknown): unknown {
+  if (fresh === undefined) return undefined;
+  const kept = dispatchers.get(kc);
+  if (kept) {
+    if (kept !== fresh) void (fresh as { close?: () => Promise<void> }).close?.();
+    return kept;
+  }
+  dispatchers.set(kc, fresh);
+  return fresh;
 }
 
 /** REST path of an object (or its collection when name is undefined). */
