@@ -4,6 +4,7 @@
 // cipher suites, session resumption, a Secret that appears later and a bad Secret.
 
 import assert from 'node:assert/strict';
+import { createPublicKey, createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import tls from 'node:tls';
 import { clientCert, newCa, serverCert, testCa, type IssuedCert } from '../../support/certs.js';
@@ -55,6 +56,23 @@ spec:
   - port: {number: 443, name: https-cipher, protocol: HTTPS}
     hosts: ["cipher.example.net"]
     tls: {mode: SIMPLE, credentialName: net-cert, maxProtocolVersion: TLSV1_2, cipherSuites: [ECDHE-RSA-AES256-GCM-SHA384]}
+  - port: {number: 443, name: https-cacert, protocol: HTTPS}
+    hosts: ["cacert.example.org"]
+    tls: {mode: MUTUAL, credentialName: plain-org}
+  - port: {number: 443, name: https-cacm, protocol: HTTPS}
+    hosts: ["cacm.example.org"]
+    tls: {mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca}
+  - port: {number: 443, name: https-san, protocol: HTTPS}
+    hosts: ["san.example.org"]
+    tls: {mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca, subjectAltNames: ["spiffe://example.org/good"]}
+  - port: {number: 443, name: https-pinned, protocol: HTTPS}
+    hosts: ["pinned.example.org"]
+    tls:
+      mode: MUTUAL
+      credentialName: plain-org2
+      caCertCredentialName: client-ca
+      subjectAltNames: ["spiffe://example.org/good"]
+      verifyCertificateSpki: [SPKI_PIN]
   - port: {number: 443, name: https-late, protocol: HTTPS}
     hosts: ["late.example.net"]
     tls: {mode: SIMPLE, credentialName: late-cert}
@@ -76,7 +94,7 @@ apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: main, namespace: default}
 spec:
-  hosts: ["*.example.com", "*.share.test", "mtls.example.org", "optional.example.org", "dual.example.net", "cipher.example.net", "late.example.net", "bad.example.net"]
+  hosts: ["*.example.com", "*.share.test", "*.example.org", "dual.example.net", "cipher.example.net", "late.example.net", "bad.example.net"]
   gateways: ["${NS}/gw"]
   http: [{route: [{destination: {host: main.internal}}]}]
 ---
@@ -97,6 +115,7 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
   let netRsa: IssuedCert;
   let netEcdsa: IssuedCert;
   let badFirst: IssuedCert;
+  let pinnedClient: IssuedCert;
   let port: number;
 
   before(async () => {
@@ -109,9 +128,12 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
     netRsa = serverCert({ dnsNames: ['dual.example.net', 'cipher.example.net', 'late.example.net'] });
     netEcdsa = serverCert({ dnsNames: ['dual.example.net'], keyType: 'ecdsa' });
     badFirst = serverCert({ dnsNames: ['bad.example.net'], commonName: 'bad-first' });
+    const plainOrg = serverCert({ dnsNames: ['cacert.example.org', 'cacm.example.org', 'pinned.example.org', 'san.example.org'] });
+    pinnedClient = clientCert({ commonName: 'pinned', uris: ['spiffe://example.org/good'] });
+    const spki = createHash('sha256').update(createPublicKey(pinnedClient.key).export({ type: 'spki', format: 'der' })).digest('base64');
     env = await TlsProxy.prepare([80, 443]);
     port = env.port(443);
-    env.write('gateway.yaml', gatewayYaml);
+    env.write('gateway.yaml', gatewayYaml.replace('SPKI_PIN', JSON.stringify(spki)));
     env.write('routes.yaml', routesYaml(main, exact));
     env.write(
       'secrets.yaml',
@@ -124,6 +146,11 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
         secretYaml('dual-rsa', { cert: netRsa.chain, key: netRsa.key }),
         secretYaml('dual-ecdsa', { cert: netEcdsa.chain, key: netEcdsa.key }),
         secretYaml('net-cert', { cert: netRsa.chain, key: netRsa.key }),
+        // MUTUAL's CA in "<name>-cacert", and in a ConfigMap named by caCertCredentialName.
+        secretYaml('plain-org', { cert: plainOrg.chain, key: plainOrg.key }),
+        secretYaml('plain-org-cacert', { ca: ca.cert }, 'generic'),
+        secretYaml('plain-org2', { cert: plainOrg.chain, key: plainOrg.key }),
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: client-ca, namespace: ${NS}}\ndata:\n  ca.crt: ${JSON.stringify(ca.cert)}\n`,
       ].join('---\n'),
     );
     env.write('bad.yaml', secretYaml('bad-cert', { cert: badFirst.chain, key: badFirst.key }));
@@ -214,6 +241,52 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
     assert.equal((await httpsGet(port, { servername: 'optional.example.org', ca: ca.cert, cert: good.chain, key: good.key })).status, 200);
     const other = await httpsOutcome(port, { servername: 'optional.example.org', ca: ca.cert, cert: stranger.chain, key: stranger.key });
     assert.ok('error' in other, `expected a refusal, got ${JSON.stringify(other)}`);
+  });
+
+  it('MUTUAL with the CA in a "<name>-cacert" Secret, and in a caCertCredentialName ConfigMap', async () => {
+    const good = clientCert({ commonName: 'client-ok' });
+    for (const servername of ['cacert.example.org', 'cacm.example.org']) {
+      const none = await httpsOutcome(port, { servername, ca: ca.cert });
+      assert.ok('error' in none, `${servername}: expected a refusal, got ${JSON.stringify(none)}`);
+      const ok = await httpsGet(port, { servername, ca: ca.cert, cert: good.chain, key: good.key });
+      assert.equal(ok.status, 200, servername);
+    }
+  });
+
+  it('MUTUAL with subjectAltNames and verifyCertificateSpki: only the pinned client with the expected SAN is served', async () => {
+    const plain = clientCert({ commonName: 'plain', uris: ['spiffe://example.org/good'] });
+    const wrongSan = clientCert({ commonName: 'wrong-san', uris: ['spiffe://example.org/bad'] });
+    const ok = await httpsGet(port, { servername: 'pinned.example.org', ca: ca.cert, cert: pinnedClient.chain, key: pinnedClient.key });
+    assert.equal(ok.status, 200);
+    // Same CA and SAN, another key: the SPKI pin refuses it.
+    const unpinned = await httpsOutcome(port, { servername: 'pinned.example.org', ca: ca.cert, cert: plain.chain, key: plain.key });
+    assert.ok('error' in unpinned, `expected a refusal, got ${JSON.stringify(unpinned)}`);
+    // subjectAltNames alone: the expected SAN is served, another is refused.
+    assert.equal((await httpsGet(port, { servername: 'san.example.org', ca: ca.cert, cert: plain.chain, key: plain.key })).status, 200);
+    const san = await httpsOutcome(port, { servername: 'san.example.org', ca: ca.cert, cert: wrongSan.chain, key: wrongSan.key });
+    assert.ok('error' in san, `expected a refusal, got ${JSON.stringify(san)}`);
+  });
+
+  it('WebSocket upgrade over HTTPS (HTTP/1.1)', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'www.example.com', ca: ca.cert, ALPNProtocols: ['http/1.1'] });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.write('GET /ws HTTP/1.1\r\nHost: www.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    let text = '';
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text.includes('\r\n\r\n')) resolve();
+      });
+      socket.once('error', reject);
+    });
+    assert.match(text, /^HTTP\/1\.1 101/);
+    const echoed = new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())));
+    socket.write('tunnelled bytes');
+    assert.equal(await echoed, 'tunnelled bytes');
+    socket.destroy();
   });
 
   it('credentialNames RSA + ECDSA: both certificates are offered, the client’s signature algorithms pick one', async () => {
