@@ -1,0 +1,71 @@
+// Two operator processes on one Lease (issue 6): one leads and reconciles, the other keeps
+// its caches warm and reports ready; when the leader is killed (no release: SIGKILL), the
+// other acquires the expired Lease and reconciles a GatewayDeployment created after the kill.
+
+import assert from 'node:assert/strict';
+import { AppsV1Api, CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { useNamespace } from '../support/cluster.js';
+import { GROUP, installChart, PLURAL, startOperator, VERSION, type OperatorProcess } from '../support/operator.js';
+import { eventually } from '../support/wait.js';
+
+/** The operator's leader-election defaults (operator/controller/leader-election.ts). */
+const LEASE_DURATION_MS = 15_000;
+const RETRY_PERIOD_MS = 2_000;
+
+describe('e2e: operator leader election on a Lease', function () {
+  this.timeout(180_000);
+  const env = useNamespace('operator-le');
+  const operators: OperatorProcess[] = [];
+  let coordination: CoordinationV1Api;
+
+  const holder = async () => (await coordination.readNamespacedLease({ name: 'portway-operator', namespace: env.namespace })).spec?.holderIdentity;
+
+  before(async function () {
+    this.timeout(300_000);
+    coordination = env.cluster.kc.makeApiClient(CoordinationV1Api);
+    const creds = await installChart(env, 'portway-le');
+    operators.push(await startOperator(env, creds, 'operator-a'));
+    await eventually(async () => (await holder()) === 'operator-a', { what: 'operator-a to lead' });
+    operators.push(await startOperator(env, creds, 'operator-b'));
+  });
+
+  after(async () => {
+    for (const op of operators) op.child.kill('SIGTERM');
+    await Promise.all(operators.map((op) => op.exited));
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') for (const op of operators) console.error(`${op.identity} log:\n${op.output.join('')}`);
+  });
+
+  it('the standby is ready (caches synced) but not leading', async () => {
+    const [a, b] = operators as [OperatorProcess, OperatorProcess];
+    await eventually(async () => (await b.get('/readyz')).status === 200, { what: 'operator-b ready' });
+    const metrics = (await b.get('/metrics')).body;
+    assert.match(metrics, /^portway_operator_leader 0$/m);
+    assert.match(metrics, /^portway_operator_cache_synced 1$/m);
+    assert.match((await a.get('/metrics')).body, /^portway_operator_leader 1$/m);
+    assert.equal(await holder(), 'operator-a');
+  });
+
+  it('kill the leader: the standby takes over within the lease duration and reconciles a new GatewayDeployment', async () => {
+    const [a, b] = operators as [OperatorProcess, OperatorProcess];
+    const custom = env.cluster.kc.makeApiClient(CustomObjectsApi);
+    const apps = env.cluster.kc.makeApiClient(AppsV1Api);
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const killedAt = Date.now();
+    await custom.createNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: env.namespace, plural: PLURAL,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name: 'after-failover' }, spec: { autoscaling: { enabled: false } } },
+    });
+    // The Lease expires LEASE_DURATION_MS after the last renewal; the standby polls every RETRY_PERIOD_MS.
+    await eventually(async () => (await holder()) === 'operator-b', { timeoutMs: LEASE_DURATION_MS + 2 * RETRY_PERIOD_MS, intervalMs: 200, what: 'operator-b to hold the Lease' });
+    const tookOverMs = Date.now() - killedAt;
+    assert.ok(tookOverMs <= LEASE_DURATION_MS + 2 * RETRY_PERIOD_MS, `took over after ${tookOverMs} ms`);
+    await eventually(() => apps.readNamespacedDeployment({ name: 'after-failover', namespace: env.namespace }), { timeoutMs: 30_000, what: 'the new gateway Deployment, made by operator-b' });
+    assert.match((await b.get('/metrics')).body, /^portway_operator_leader 1$/m);
+    const lines = b.output.join('');
+    assert.match(lines, /"msg":"leader election: operator-b is the leader"/);
+  });
+});
