@@ -144,14 +144,15 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
       configurationName: values['webhook-configuration'] ?? env.PORTWAY_WEBHOOK_CONFIGURATION ?? 'portway',
       servingValidityMs: servingValidityMs as number | undefined,
       caValidityMs: caValidityMs as number | undefined,
+      log: logger.lines('info', { component: 'webhook' }),
     }).then(
       (w) => {
         webhook = w;
-        console.error(`portway operator: admission webhook serving on port ${webhookPort}`);
+        logger.info('serving the admission webhook', { component: 'webhook', port: webhookPort });
       },
       (err: Error) => {
         // Cannot listen (port taken): exit so the kubelet restarts the replica.
-        console.error(`portway operator: admission webhook: ${err.message}`);
+        logger.error('admission webhook failed', { component: 'webhook', error: err });
         exitCode = 1;
         resolve();
       },
