@@ -62,8 +62,15 @@ const FAILURE_REPLIES: Record<Failure, Omit<LocalReply, 'decorate'>> = {
   timeout: { status: 504, flag: 'UT', details: 'upstream_per_try_timeout', body: 'upstream request timeout' },
 };
 
-export function forward(deps: ForwardDeps, input: ForwardInput): void {
-  new ProxyExchange(deps, input).start();
+/**
+ * Starts forwarding. With `callerHandlesClose` the caller, which already listens for the
+ * response's 'close', must call the returned function from that listener (one listener per
+ * request instead of two); otherwise the forwarder listens itself and returns undefined.
+ */
+export function forward(deps: ForwardDeps, input: ForwardInput, callerHandlesClose = false): (() => void) | undefined {
+  const exchange = new ProxyExchange(deps, input);
+  exchange.start(!callerHandlesClose);
+  return callerHandlesClose ? exchange.downstreamClosed : undefined;
 }
 
 /** One downstream request and its upstream attempts. */
@@ -89,8 +96,8 @@ class ProxyExchange {
     input.info.upstreamCluster = this.cluster;
   }
 
-  start(): void {
-    this.input.res.once('close', () => this.safely(this.onDownstreamClose));
+  start(listenForClose: boolean): void {
+    if (listenForClose) this.input.res.once('close', this.downstreamClosed);
     const timeout = this.input.route.timeout;
     if (timeout !== undefined) this.routeTimer = setTimeout(() => this.safely(this.onRouteTimeout), timeout);
     this.attempt(undefined);
@@ -284,6 +291,9 @@ class ProxyExchange {
     }
     this.reply(FAILURE_REPLIES.timeout);
   }
+
+  /** The response's 'close'. */
+  readonly downstreamClosed = (): void => this.safely(this.onDownstreamClose);
 
   private readonly onDownstreamClose = (): void => {
     if (this.finished) {

@@ -27,7 +27,8 @@ const REQUEST_ONLY_DROP = new Set(['expect']);
 
 /** Lower-cased header names listed in a Connection header value. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The values nearly every message carries name no header.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
   let tokens: Set<string> | undefined;
   for (const part of text.split(',')) {

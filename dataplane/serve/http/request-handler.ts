@@ -77,6 +77,31 @@ interface Exchange {
   readonly sourceIp: string;
   /** Set for Upgrade requests. */
   readonly upgrade: { socket: Duplex; head: Buffer; done: () => void } | undefined;
+  /** The forwarder's part of the response's 'close' (one listener per request serves both). */
+  onClose: (() => void) | undefined;
+}
+
+/** A connection's addresses, worked out on its first request (keep-alive serves many). */
+interface SocketAddresses {
+  readonly local: string;
+  readonly remote: string;
+  readonly sourceIp: string;
+}
+
+const socketAddresses = new WeakMap<object, SocketAddresses>();
+
+function addressesOf(socket: Socket): SocketAddresses {
+  let a = socketAddresses.get(socket);
+  if (a === undefined) {
+    a = {
+      local: socketAddress(socket.localAddress, socket.localPort),
+      remote: socketAddress(socket.remoteAddress, socket.remotePort),
+      sourceIp: clientAddress(socket.remoteAddress),
+    };
+    // A socket without a peer yet (or any more) is not cached: its addresses may still change.
+    if (socket.remoteAddress !== undefined) socketAddresses.set(socket, a);
+  }
+  return a;
 }
 
 export class HttpRequestHandler {
@@ -102,10 +127,12 @@ export class HttpRequestHandler {
     let ex: Exchange | undefined;
     try {
       if (this.deps.state.draining || binding.closing) res.shouldKeepAlive = false;
-      ex = this.begin(serving, req, res, undefined);
-      const info = ex.info;
-      res.once('close', () => this.complete(info, res.writableFinished));
-      this.route(ex);
+      const exchange = (ex = this.begin(serving, req, res, undefined));
+      res.once('close', () => {
+        this.complete(exchange.info, res.writableFinished);
+        exchange.onClose?.();
+      });
+      this.route(exchange);
     } catch (err) {
       this.internalError(ex, res, err);
     }
@@ -157,23 +184,25 @@ export class HttpRequestHandler {
       }
     }
     const sni = (socket as TLSSocket).servername;
+    const addresses = addressesOf(socket);
+    const version = req.httpVersion;
     const info = new RequestInfo(
       req.method ?? 'GET',
       path,
-      `HTTP/${req.httpVersion}`,
+      version === '1.1' ? 'HTTP/1.1' : `HTTP/${version}`,
       authority,
       req.headers['user-agent'] ?? '',
-      socketAddress(socket.localAddress, socket.localPort),
-      socketAddress(socket.remoteAddress, socket.remotePort),
+      addresses.local,
+      addresses.remote,
       typeof sni === 'string' && sni !== '' ? sni : '-',
       serving.unmatchedSeries,
     );
-    const sourceIp = clientAddress(socket.remoteAddress);
+    const sourceIp = addresses.sourceIp;
     const xff = req.headers['x-forwarded-for'];
     info.forwardedFor = xff ? `${xff}, ${sourceIp}` : sourceIp;
     const rid = req.headers['x-request-id'];
     info.requestId = typeof rid === 'string' && rid !== '' ? rid : randomUUID();
-    return { serving, req, res, info, sourceIp, upgrade };
+    return { serving, req, res, info, sourceIp, upgrade, onClose: undefined };
   }
 
   private route(ex: Exchange): void {
@@ -354,7 +383,9 @@ export class HttpRequestHandler {
           sendMirror(this.deps.upstreams, mirror, { method: info.method, path, headers: mirrorHeaders, body: mirrorBody, lease }, this.deps.limits.mirrorTimeout, this.random);
         }
       }
-      forward(this.forwardDeps, { req, res, info, route, destination, method: info.method, path, headers, body, lease, decorateResponse: decorate });
+      // Upgrade requests served as HTTP/1.1 (h2c offers) keep the forwarder's own 'close' listener.
+      const closed = forward(this.forwardDeps, { req, res, info, route, destination, method: info.method, path, headers, body, lease, decorateResponse: decorate }, ex.upgrade === undefined);
+      if (closed !== undefined) ex.onClose = closed;
     };
 
     switch (kind) {
