@@ -84,6 +84,7 @@ describe('proxy TLS: certificate rotation (real proxy process)', function () {
     await new Promise((r) => setTimeout(r, 300));
 
     const v2 = serverCert({ dnsNames: ['rotate.example.com'], commonName: 'rotate-v2' });
+    const sentBefore = sent;
     env.write('secret.yaml', secretYaml('rotate-cert', { cert: v2.chain, key: v2.key }));
     const elapsed = await eventually('new handshakes get v2', async () => {
       const h = await handshake(port, { servername: 'rotate.example.com', ca: ca.cert });
@@ -106,7 +107,8 @@ describe('proxy TLS: certificate rotation (real proxy process)', function () {
     loadAgent.destroy();
 
     assert.deepEqual(failures, []);
-    assert.ok(sent > 20, `only ${sent} requests were sent`);
+    // The load ran across the rotation (counts stay low on a loaded machine: handshakes are RSA).
+    assert.ok(sentBefore >= 3 && sent - sentBefore >= 3, `requests sent: ${sentBefore} before the rotation, ${sent - sentBefore} after`);
     // The goal is well under a second (file poll 500 ms + debounce); the bound is generous for loaded machines.
     assert.ok(elapsed < 5_000, `rotation took ${elapsed} ms`);
     await env.proxy.waitForLog(/TLS credential Secret istio-system\/rotate-cert: serving certificate DNS:rotate.example.com/);
