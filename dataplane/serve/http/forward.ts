@@ -70,7 +70,7 @@ const FAILURE_REPLIES: Record<Failure, Omit<LocalReply, 'decorate'>> = {
 export function forward(deps: ForwardDeps, input: ForwardInput, callerHandlesClose = false): (() => void) | undefined {
   const exchange = new ProxyExchange(deps, input);
   exchange.start(!callerHandlesClose);
-  return callerHandlesClose ? exchange.downstreamClosed : undefined;
+  return callerHandlesClose ? () => exchange.downstreamClosed() : undefined;
 }
 
 /** One downstream request and its upstream attempts. */
@@ -97,9 +97,9 @@ class ProxyExchange {
   }
 
   start(listenForClose: boolean): void {
-    if (listenForClose) this.input.res.once('close', this.downstreamClosed);
+    if (listenForClose) this.input.res.once('close', () => this.downstreamClosed());
     const timeout = this.input.route.timeout;
-    if (timeout !== undefined) this.routeTimer = setTimeout(() => this.safely(this.onRouteTimeout), timeout);
+    if (timeout !== undefined) this.routeTimer = setTimeout(() => this.safely(() => this.onRouteTimeout()), timeout);
     this.attempt(undefined);
   }
 
@@ -258,7 +258,7 @@ class ProxyExchange {
     this.reply(failure === 'timeout' ? { ...reply, details: 'upstream_response_timeout' } : reply);
   }
 
-  private readonly onRouteTimeout = (): void => {
+  private onRouteTimeout(): void {
     this.routeTimer = undefined;
     if (this.finished) return;
     const { info, res } = this.input;
@@ -272,7 +272,7 @@ class ProxyExchange {
     this.finished = true;
     this.cleanup();
     res.destroy();
-  };
+  }
 
   private onPerTryTimeout(a: Attempt): void {
     if (a !== this.current || a.cancelled || this.responseStarted || this.finished) return;
@@ -293,9 +293,15 @@ class ProxyExchange {
   }
 
   /** The response's 'close'. */
-  readonly downstreamClosed = (): void => this.safely(this.onDownstreamClose);
+  downstreamClosed(): void {
+    try {
+      this.onDownstreamClose();
+    } catch (err) {
+      this.abortOnBug(this.current, err);
+    }
+  }
 
-  private readonly onDownstreamClose = (): void => {
+  private onDownstreamClose(): void {
     if (this.finished) {
       this.cleanup();
       return;
@@ -304,7 +310,7 @@ class ProxyExchange {
     this.finished = true;
     this.current?.cancel({ error: 'other' });
     this.cleanup();
-  };
+  }
 
   // ---- helpers ----
 
@@ -376,6 +382,7 @@ type RawHeaders = Array<Buffer | string | Array<Buffer | string>>;
 /**
  * One attempt on one leased endpoint: undici's raw dispatch handler. Returning false from
  * onHeaders/onData pauses the upstream connection; `resume` (given with the head) restarts it.
+ * A throw inside a callback would surface in undici's parser: each one catches its own.
  */
 class Attempt implements Dispatcher.DispatchHandler {
   private abortRequest: ((err?: Error) => void) | undefined;
@@ -403,19 +410,31 @@ class Attempt implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
     this.resumeUpstream = resume;
     if (!this.exchange.isLive(this)) return true;
-    guard(this, () => this.exchange.onResponseHead(this, statusCode, rawHeaders, statusMessage));
+    try {
+      this.exchange.onResponseHead(this, statusCode, rawHeaders, statusMessage);
+    } catch (err) {
+      this.exchange.abortOnBug(this, err);
+    }
     return !this.paused;
   }
 
   onData(chunk: Buffer): boolean {
     if (!this.exchange.isLive(this)) return true;
-    guard(this, () => this.exchange.onResponseData(this, chunk));
+    try {
+      this.exchange.onResponseData(this, chunk);
+    } catch (err) {
+      this.exchange.abortOnBug(this, err);
+    }
     return !this.paused;
   }
 
   onComplete(rawTrailers: string[] | null): void {
     if (!this.exchange.isLive(this)) return;
-    guard(this, () => this.exchange.onResponseEnd(this, rawTrailers));
+    try {
+      this.exchange.onResponseEnd(this, rawTrailers);
+    } catch (err) {
+      this.exchange.abortOnBug(this, err);
+    }
   }
 
   onError(error: Error): void {
@@ -424,17 +443,17 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.settle({ error: 'other' });
       return;
     }
-    guard(this, () => this.exchange.onAttemptError(this, error));
+    try {
+      this.exchange.onAttemptError(this, error);
+    } catch (err) {
+      this.exchange.abortOnBug(this, err);
+    }
   }
 
   resumeResponse(): void {
     if (!this.paused) return;
     this.paused = false;
     this.resumeUpstream?.();
-  }
-
-  exchangeOf(): ProxyExchange {
-    return this.exchange;
   }
 
   cancel(outcome: LeaseOutcome): void {
@@ -455,15 +474,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.lease.done(outcome);
-  }
-}
-
-/** A throw inside an undici callback would surface in undici's parser: contain it here. */
-function guard(a: Attempt, fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    a.exchangeOf().abortOnBug(a, err);
   }
 }
 
