@@ -48,6 +48,12 @@ export class ProxyMetrics {
       registers,
       collect: flush,
     });
+    // registry.resetMetrics(): counts not yet flushed go too.
+    const resetRequests = this.requests.reset.bind(this.requests);
+    this.requests.reset = () => {
+      this.flush();
+      resetRequests();
+    };
     this.duration = new DurationHistogram(
       'portway_request_duration_seconds',
       'Downstream HTTP request duration, from the request head to the last response byte.',
@@ -206,11 +212,12 @@ export class DurationHistogram {
     const bucketName = `${this.name}_bucket`;
     for (const e of this.entries.values()) {
       let acc = 0;
+      // `le` first, as prom-client's Histogram prints it.
       for (let i = 0; i < this.upperBounds.length; i++) {
         acc += e.buckets[i]!;
-        values.push({ labels: { ...e.labels, le: this.upperBounds[i]! }, value: acc, metricName: bucketName });
+        values.push({ labels: { le: this.upperBounds[i]!, ...e.labels }, value: acc, metricName: bucketName });
       }
-      values.push({ labels: { ...e.labels, le: '+Inf' }, value: e.count, metricName: bucketName });
+      values.push({ labels: { le: '+Inf', ...e.labels }, value: e.count, metricName: bucketName });
       values.push({ labels: { ...e.labels }, value: e.sum, metricName: `${this.name}_sum` });
       values.push({ labels: { ...e.labels }, value: e.count, metricName: `${this.name}_count` });
     }
@@ -218,6 +225,7 @@ export class DurationHistogram {
   }
 
   reset(): void {
+    this.collect();
     this.entries.clear();
   }
 }

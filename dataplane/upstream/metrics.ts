@@ -58,6 +58,12 @@ export class UpstreamMetrics {
       registers,
       collect: () => this.flushRequests(),
     });
+    // registry.resetMetrics(): counts not yet flushed go too.
+    const resetRequests = this.rq.reset.bind(this.rq);
+    this.rq.reset = () => {
+      this.flushRequests();
+      resetRequests();
+    };
     this.overflow = new Counter({
       name: 'portway_upstream_rq_pending_overflow_total',
       help: 'Requests rejected by the cluster circuit breakers (pending requests, max requests, max connections): Envoy flag UO.',
