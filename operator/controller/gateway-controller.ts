@@ -8,6 +8,7 @@
 // Degraded/ConflictingObject. Every action and error is an Event on the GatewayDeployment,
 // a JSON log line and a metric.
 
+import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError, kubeRequest, objectPath, serverSideApply } from '../../kube/kube-request.js';
 import { ReflectorSet, type WatchedKind } from '../../kube/reflector.js';
@@ -68,7 +69,9 @@ export class GatewayController {
   readonly metrics: OperatorMetrics;
   readonly events: EventRecorder;
   private readonly logger: Logger;
-  private readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 60_000 });
+  // The token bucket bounds every key taken (not only retries, as in client-go), so it is set
+  // well above a burst of status-driven requeues: 1,000 gateways whose pods start at once.
+  private readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 60_000, qps: 50, burst: 200 });
   private readonly reflectors: ReflectorSet;
   private resyncTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -76,6 +79,14 @@ export class GatewayController {
   private cachesSynced = false;
   /** GatewayDeployment uids whose Deployment replicas this operator is known not to own. */
   private readonly replicasReleased = new Set<string>();
+  /**
+   * Per gateway key, per object: the resourceVersion our last apply returned and a digest of
+   * what it applied. When the cached object still has that resourceVersion (nobody wrote it
+   * since) and the rendered object is the same, the apply would be a no-op and is skipped: a
+   * spec change costs one apply of the object that changed, not one per object. Any write by
+   * someone else changes the resourceVersion, and its watch event brings us back to apply.
+   */
+  private readonly lastApplied = new Map<string, Map<string, { resourceVersion: string; digest: string }>>();
 
   constructor(private readonly o: GatewayControllerOptions) {
     this.logger = o.logger ?? new Logger();
@@ -120,7 +131,8 @@ export class GatewayController {
     void this.reflectors.synced.then(() => {
       for (const gd of this.store.list('GatewayDeployment')) this.queue.add(`${gd.metadata.namespace}/${gd.metadata.name}`);
     });
-    this.running = this.queue.run((key) => this.reconcileKey(key), this.o.workers ?? 2);
+    // Reconciles wait on the apiserver, not the CPU: a few in flight keep it busy.
+    this.running = this.queue.run((key) => this.reconcileKey(key), this.o.workers ?? 4);
     this.resyncTimer = setInterval(() => {
       for (const gd of this.store.list('GatewayDeployment')) this.queue.add(`${gd.metadata.namespace}/${gd.metadata.name}`);
     }, this.o.resyncMs ?? 300_000);
@@ -171,13 +183,17 @@ export class GatewayController {
       // Read through the API, not the cache: status writes need the latest generation.
       gd = await kubeRequest<GatewayDeployment>(kc, { method: 'GET', path: gdPath });
     } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 404) return 'deleted'; // gone; GC removed the namespaced objects
+      if (err instanceof KubeApiError && err.statusCode === 404) {
+        this.lastApplied.delete(key);
+        return 'deleted'; // gone; GC removed the namespaced objects
+      }
       this.metrics.errors.inc({ operation: 'read' });
       throw err;
     }
     const meta = gd.metadata as StoredObject['metadata'] & { deletionTimestamp?: string; finalizers?: string[] };
     if (meta.deletionTimestamp) {
       this.replicasReleased.delete(meta.uid ?? '');
+      this.lastApplied.delete(key);
       await this.deleteClusterScoped(gd, namespace, name);
       if (meta.finalizers?.includes(FINALIZER)) {
         await kubeRequest(kc, {
@@ -209,6 +225,8 @@ export class GatewayController {
     }
 
     const desired = renderGatewayObjects(gd, this.o.render ?? {});
+    let applied = this.lastApplied.get(key);
+    if (!applied) this.lastApplied.set(key, (applied = new Map()));
     const applyErrors: string[] = [];
     const conflicts: string[] = [];
     for (const obj of desired) {
@@ -216,10 +234,14 @@ export class GatewayController {
       const objNamespace = info.namespaced ? obj.metadata.namespace ?? namespace : undefined;
       const path = objectPath(info.apiVersion, info.plural, objNamespace, obj.metadata.name);
       const what = `${obj.kind} ${objNamespace ? `${objNamespace}/` : ''}${obj.metadata.name}`;
+      const digest = createHash('sha256').update(JSON.stringify(obj)).digest('base64');
+      const cached = this.store.get(obj.kind, objNamespace, obj.metadata.name);
+      const last = applied.get(path);
+      if (cached && last && last.digest === digest && last.resourceVersion === cached.metadata.resourceVersion) continue;
       try {
         // The cache only holds objects with the managed-by label: anything else of the same
         // name is read from the API before the apply could take it over.
-        let existing = this.store.get(obj.kind, objNamespace, obj.metadata.name) as LiveObject | undefined;
+        let existing = cached as LiveObject | undefined;
         if (!existing || !this.owns(gd, existing)) existing = await this.readIfExists<LiveObject>(path);
         if (existing && !this.owns(gd, existing)) {
           const message = `${what} exists and is not owned by this GatewayDeployment; it is left alone (delete it or rename the gateway)`;
@@ -230,15 +252,17 @@ export class GatewayController {
         }
         if (obj.kind === 'Deployment' && existing) await this.handOverReplicas(gd, obj as RenderedDeploymentLike, path, log);
         const startedAt = Math.floor(Date.now() / 1000) * 1000;
-        const applied = await serverSideApply<LiveObject>(kc, path, obj, FIELD_MANAGER, true);
+        const result = await serverSideApply<LiveObject>(kc, path, obj, FIELD_MANAGER, true);
+        if (result.metadata.resourceVersion) applied.set(path, { resourceVersion: result.metadata.resourceVersion, digest });
         if (!existing) {
           this.event(gd, 'Normal', 'Created', `created ${what}`);
           log.info('created', { kind: obj.kind, name: obj.metadata.name });
-        } else if (applied.metadata.resourceVersion !== existing.metadata.resourceVersion && this.changedByUs(applied, startedAt)) {
+        } else if (result.metadata.resourceVersion !== existing.metadata.resourceVersion && this.changedByUs(result, startedAt)) {
           this.event(gd, 'Normal', 'Updated', `updated ${what}`);
           log.info('updated', { kind: obj.kind, name: obj.metadata.name });
         }
       } catch (err) {
+        applied.delete(path);
         this.metrics.errors.inc({ operation: 'apply' });
         const message = `${what}: ${(err as Error).message}`;
         applyErrors.push(message);
