@@ -88,8 +88,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     ready = first ? apply(first) : Promise.resolve();
   } else {
     // Loaded only in cluster mode: the Kubernetes client is most of a standalone proxy's memory otherwise.
-    const { createKubernetesSource, loadKubeConfig } = await import('./source/kubernetes-source.js');
-    const kube = createKubernetesSource(store, { kubeConfig: loadKubeConfig(), namespace: options.namespace, log });
+    const { createKubernetesSource } = await import('./source/kubernetes-source.js');
+    const kube = createKubernetesSource(store, { namespace: options.namespace, labels: options.labels, log });
     kube.start();
     stopSource = () => kube.stop();
     // Readiness waits for a full first sync: a partial view must never be served.

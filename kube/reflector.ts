@@ -3,7 +3,8 @@
 // jittered backoff, a silent watch is restarted by client-node's inactivity timer, and while
 // the apiserver is away the store simply stays as it was.
 
-import { KubeConfig, KubernetesObjectApi, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeObject, ListWatchClient } from './list-watch.js';
 import type { StoredObject } from '../dataplane/config/resources.js';
 import type { ObjectStore } from '../dataplane/store/object-store.js';
 
@@ -17,10 +18,20 @@ export interface WatchedKind {
   labelSelector?: string;
   /** Keep only what the consumers read (pods: labels), to bound memory. */
   slim?: (obj: StoredObject) => StoredObject;
+  /**
+   * Store only the objects this returns true for (others are dropped, or deleted from the store
+   * when they stop qualifying). When its answer may change, call `ReflectorSet.relist(kind)`.
+   */
+  keep?: (obj: StoredObject) => boolean;
+  /** List only after this kind has been listed once (`keep` depends on it). */
+  after?: string;
 }
 
 export interface ReflectorOptions {
-  kubeConfig: KubeConfig;
+  /** How to list and watch (the proxy: kube/list-watch.ts over node:https)… */
+  client?: ListWatchClient;
+  /** …or through @kubernetes/client-node with this configuration (loaded only then). */
+  kubeConfig?: KubeConfig;
   log?: (line: string) => void;
   /** Inactivity limit after which a silent watch is restarted (default 60 s). */
   watchIdleMs?: number;
@@ -32,8 +43,8 @@ function collectionPath(kind: WatchedKind): string {
 }
 
 /** The object as stored: managedFields and the last-applied annotation dropped. */
-function withoutNoise(obj: KubernetesObject, kind: WatchedKind): StoredObject {
-  const o = obj as StoredObject;
+function withoutNoise(obj: KubeObject, kind: WatchedKind): StoredObject {
+  const o = obj as unknown as StoredObject;
   const metadata = { ...o.metadata } as StoredObject['metadata'] & { managedFields?: unknown };
   delete metadata.managedFields;
   const stored: StoredObject = { ...o, apiVersion: o.apiVersion ?? kind.apiVersion, kind: kind.kind, metadata, origin: { source: 'kubernetes' } };
@@ -45,6 +56,38 @@ function withoutNoise(obj: KubernetesObject, kind: WatchedKind): StoredObject {
   return kind.slim ? { ...kind.slim(stored), origin: { source: 'kubernetes' } } : stored;
 }
 
+/**
+ * Jittered exponential backoff (×0.5–1.5). An apiserver that is away or coming back (refused,
+ * reset, timed out; 404 for custom resources and 5xx while it starts) is retried at most every
+ * 5 s so a gateway converges soon after it is back; other answers (401, 403, 429, ...) back off
+ * up to 30 s.
+ */
+export function retryDelayMs(failures: number, transient: boolean): number {
+  const cap = transient ? 5_000 : 30_000;
+  return Math.min(cap, 200 * 2 ** Math.min(Math.max(failures, 1), 8)) * (0.5 + Math.random());
+}
+
+function isTransient(err: unknown): boolean {
+  const status = (err as { code?: unknown }).code;
+  if (typeof status === 'number' && (status === 404 || status >= 500)) return true;
+  return isConnectionError(err);
+}
+
+function isConnectionError(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown; name?: string } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|UND_ERR_SOCKET|UND_ERR_CONNECT_TIMEOUT|UND_ERR_CLOSED)$/.test(e.code)) return true;
+    if (e.name === 'FetchError' || e.name === 'SocketError') return true;
+  }
+  return false;
+}
+
+function listWatchClient(options: ReflectorOptions): Promise<ListWatchClient> {
+  if (options.client) return Promise.resolve(options.client);
+  const kubeConfig = options.kubeConfig;
+  if (!kubeConfig) throw new Error('a reflector needs a client or a kubeConfig');
+  return import('./client-node-list-watch.js').then((m) => new m.ClientNodeListWatch(kubeConfig));
+}
+
 /** Runs one reflector per kind; `synced` resolves once every kind has been listed once. */
 export class ReflectorSet {
   private readonly reflectors: Reflector[];
@@ -53,7 +96,18 @@ export class ReflectorSet {
 
   constructor(store: ObjectStore, kinds: WatchedKind[], options: ReflectorOptions) {
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    this.reflectors = kinds.map((k) => new Reflector(k, store, options, () => this.checkSynced()));
+    const client = listWatchClient(options);
+    this.reflectors = kinds.map((k) => new Reflector(k, store, client, options, () => this.checkSynced(), (kind) => this.firstSync(kind)));
+  }
+
+  /** Lists `kind` again (its `keep` answers changed); a no-op before its first list. */
+  relist(kind: string): void {
+    this.reflectors.find((r) => r.kindName === kind)?.relist();
+  }
+
+  private firstSync(kind: string): Promise<void> {
+    const r = this.reflectors.find((x) => x.kindName === kind);
+    return r ? r.firstSync : Promise.resolve();
   }
 
   start(): void {
@@ -67,112 +121,133 @@ export class ReflectorSet {
   private checkSynced(): void {
     if (this.reflectors.every((r) => r.synced)) this.resolveSynced();
   }
+
 }
 
 export class Reflector {
   private stopped = false;
-  private abort?: AbortController;
+  private abort?: () => void;
   private failures = 0;
   synced = false;
+  private relistRequested = false;
+  private resolveFirstSync!: () => void;
+  readonly firstSync = new Promise<void>((r) => (this.resolveFirstSync = r));
   private readonly path: string;
 
   constructor(
     private readonly kind: WatchedKind,
     private readonly store: ObjectStore,
+    private readonly clientReady: Promise<ListWatchClient>,
     private readonly options: ReflectorOptions,
     private readonly onSynced: () => void,
+    private readonly waitFor: (kind: string) => Promise<void> = () => Promise.resolve(),
   ) {
     this.path = collectionPath(kind);
   }
 
+  get kindName(): string {
+    return this.kind.kind;
+  }
+
+  relist(): void {
+    if (!this.synced) return;
+    this.relistRequested = true;
+    this.abort?.();
+  }
+
   async run(): Promise<void> {
     let resourceVersion = '';
+    if (this.kind.after) await this.waitFor(this.kind.after);
     while (!this.stopped) {
       try {
         if (!resourceVersion) resourceVersion = await this.list();
         resourceVersion = await this.watch(resourceVersion);
+        if (this.relistRequested) {
+          this.relistRequested = false;
+          resourceVersion = '';
+        }
         this.failures = 0;
       } catch (err) {
         if (this.stopped) return;
         this.failures++;
         const gone = (err as { code?: number; statusCode?: number }).code === 410 || (err as { statusCode?: number }).statusCode === 410;
         if (gone) {
+          // The history after our resourceVersion was compacted: only a fresh list is correct.
+          this.log(`watch ${this.kind.kind}: 410 Gone (resourceVersion ${resourceVersion || '-'} is too old); relisting`);
           resourceVersion = '';
+          // A relist that keeps ending in 410 must not spin.
+          if (this.failures > 1) await this.sleep(retryDelayMs(this.failures, false));
           continue;
         }
-        const delay = Math.min(30_000, 200 * 2 ** Math.min(this.failures, 8)) * (0.5 + Math.random());
+        const delay = retryDelayMs(this.failures, isTransient(err));
         this.log(`watch ${this.kind.kind}: ${(err as Error).message ?? err}; retrying in ${Math.round(delay)} ms`);
-        await new Promise((r) => setTimeout(r, delay).unref());
+        await this.sleep(delay);
       }
     }
   }
 
   stop(): void {
     this.stopped = true;
-    this.abort?.abort();
+    this.abort?.();
   }
 
   private async list(): Promise<string> {
-    const api = KubernetesObjectApi.makeApiClient(this.options.kubeConfig);
+    const client = await this.clientReady;
     const items: StoredObject[] = [];
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
-      const page = await api.list(
-        this.kind.apiVersion,
-        this.kind.kind,
-        this.kind.namespace,
-        undefined, undefined, undefined, undefined, this.kind.labelSelector, 500, continueToken,
-      );
-      for (const item of page.items) items.push(withoutNoise(item, this.kind));
-      continueToken = page.metadata?._continue;
-      resourceVersion = page.metadata?.resourceVersion ?? '';
+      const page = await client.list(this.path, {
+        target: { apiVersion: this.kind.apiVersion, kind: this.kind.kind, namespace: this.kind.namespace },
+        labelSelector: this.kind.labelSelector,
+        limit: 500,
+        continueToken,
+      });
+      for (const item of page.items) {
+        const stored = withoutNoise(item, this.kind);
+        if (!this.kind.keep || this.kind.keep(stored)) items.push(stored);
+      }
+      continueToken = page.continueToken;
+      resourceVersion = page.resourceVersion;
     } while (continueToken);
     const { kind, namespace } = this.kind;
     this.store.replaceWhere((o) => o.kind === kind && o.origin?.source === 'kubernetes' && (!namespace || o.metadata.namespace === namespace), items);
     if (!this.synced) {
       this.synced = true;
+      this.resolveFirstSync();
       this.onSynced();
     }
     return resourceVersion;
   }
 
-  /** Resolves with the last resourceVersion when the watch ends normally; rejects on errors. */
-  private watch(resourceVersion: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const watch = new Watch(this.options.kubeConfig);
-      // client-node aborts a watch that is silent this long: our watchdog for stuck watches.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = this.options.watchIdleMs ?? 60_000;
-      let rv = resourceVersion;
-      let failed: unknown;
-      watch
-        .watch(
-          this.path,
-          { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 300, labelSelector: this.kind.labelSelector },
-          (phase, obj: KubernetesObject & { code?: number; message?: string }) => {
-            if (phase === 'ERROR') {
-              failed = Object.assign(new Error(obj?.message ?? 'watch error'), { code: obj?.code });
-              this.abort?.abort();
-              return;
-            }
-            const next = obj?.metadata?.resourceVersion;
-            if (next) rv = next;
-            if (phase === 'BOOKMARK') return;
-            const stored = withoutNoise(obj, this.kind);
-            if (phase === 'DELETED') this.store.delete(this.kind.kind, stored.metadata.namespace, stored.metadata.name);
-            else this.store.upsert(stored);
-          },
-          (err) => {
-            if (failed) reject(failed);
-            else if (err && (err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') reject(err);
-            else resolve(rv);
-          },
-        )
-        .then((controller) => {
-          this.abort = controller;
-          if (this.stopped) controller.abort();
-        }, reject);
-    });
+  /** Resolves with the last resourceVersion when the watch ends normally; rejects on errors (410 included). */
+  private async watch(resourceVersion: string): Promise<string> {
+    const client = await this.clientReady;
+    let rv = resourceVersion;
+    await client.watch(
+      this.path,
+      // The idle limit is the watchdog for a watch that went silent (bookmarks arrive every minute or so).
+      { resourceVersion: rv, labelSelector: this.kind.labelSelector, timeoutSeconds: 300, idleMs: this.options.watchIdleMs ?? 60_000 },
+      (phase, obj) => {
+        const next = obj.metadata?.resourceVersion;
+        if (next) rv = next;
+        if (phase === 'BOOKMARK') return;
+        const stored = withoutNoise(obj, this.kind);
+        if (phase === 'DELETED' || (this.kind.keep && !this.kind.keep(stored))) this.store.delete(this.kind.kind, stored.metadata.namespace, stored.metadata.name);
+        else this.store.upsert(stored);
+      },
+      (abort) => {
+        // Connected: the next failure starts the backoff from the beginning again.
+        this.failures = 0;
+        this.abort = abort;
+        if (this.stopped || this.relistRequested) abort();
+      },
+    );
+    return rv;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms).unref());
   }
 
   private log(line: string): void {

@@ -108,8 +108,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
     pipeline.rebuild();
   } else {
     // Loaded only in cluster mode: the Kubernetes client is most of a standalone proxy's memory otherwise.
-    const { createKubernetesSource, loadKubeConfig } = await import('../source/kubernetes-source.js');
-    const kube = createKubernetesSource(store, { kubeConfig: loadKubeConfig(), namespace: options.namespace, log });
+    const { createKubernetesSource } = await import('../source/kubernetes-source.js');
+    const kube = createKubernetesSource(store, { namespace: options.namespace, labels: options.labels, log });
     kube.start();
     stopSource = () => kube.stop();
     void kube.synced.then(() => pipeline.rebuild());

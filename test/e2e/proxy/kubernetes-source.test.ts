@@ -4,56 +4,14 @@
 // from a real kube-apiserver; backends are local processes at the IPs of kwok pods.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { renderGatewayObjects } from '../../../operator/render/index.js';
-import type { GatewayDeployment } from '../../../operator/api/types.js';
-import { repoRoot } from '../../support/repo-root.js';
-import { startProxyProcessAt, type ProxyProcess } from '../../support/proxy-process.js';
+import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
+import { applyObjects, applyRenderedGateway, backendDeployment, get, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
 import { runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
-import { serviceAccountCredentials } from '../support/service-account.js';
 import { eventually } from '../support/wait.js';
-
-interface Reply {
-  status: number;
-  body: string;
-  servedBy?: string;
-}
-
-function get(address: string, port: number, host: string, path: string, headers: Record<string, string> = {}, agent?: Agent): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, headers: { host, ...headers }, agent: agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body, servedBy: res.headers['x-served-by'] as string | undefined });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function backendDeployment(name: string, labels: Record<string, string>, replicas: number) {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: labels },
-      template: { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'example.invalid/httpbin:1' }] } },
-    },
-  };
-}
-
-function service(name: string, selector: Record<string, string>, port: number, targetPort: number) {
-  return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector, ports: [{ name: 'http', port, targetPort }] } };
-}
 
 describe('e2e: the proxy reads the Kubernetes API', function () {
   this.timeout(180_000);
@@ -63,29 +21,15 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
   const backends: PodBackends[] = [];
   let gatewayIps: string[] = [];
   let work: string;
-  const apply = (objects: unknown[], namespace = env.namespace) =>
-    env.cluster.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=e2e', '-n', namespace, '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
+  const apply = (objects: unknown[], namespace = env.namespace) => applyObjects(env.cluster, namespace, objects);
 
   before(async function () {
     this.timeout(300_000);
     const ns = env.namespace;
     work = mkdtempSync(join(env.cluster.workDir, 'proxy-'));
-    await env.cluster.kubectl(['apply', '--server-side', '-f', join(repoRoot(), 'crds', 'istio', 'networking.istio.io.yaml')]);
-    await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gateways.networking.istio.io', 'crd/virtualservices.networking.istio.io', 'crd/destinationrules.networking.istio.io', 'crd/serviceentries.networking.istio.io']);
-
+    await installIstioCrds(env.cluster);
     // What the operator renders for a GatewayDeployment, without an owner (no operator runs here).
-    const gd: GatewayDeployment = {
-      apiVersion: 'portway.dev/v1alpha1',
-      kind: 'GatewayDeployment',
-      metadata: { name: 'istio-ingressgateway', namespace: ns, uid: '00000000-0000-0000-0000-000000000000' },
-      spec: { replicas: 2 },
-    } as GatewayDeployment;
-    const rendered = renderGatewayObjects(gd, { defaultImage: 'example.invalid/portway:e2e' }).map((o) => {
-      const copy = structuredClone(o) as { metadata: { ownerReferences?: unknown } };
-      delete copy.metadata.ownerReferences;
-      return copy;
-    });
-    await apply(rendered);
+    await applyRenderedGateway(env, 2);
 
     await apply([
       backendDeployment('httpbin', { app: 'httpbin' }, 1),
@@ -155,20 +99,9 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
     ]);
 
     // Two proxies, each at a gateway pod's IP, as the ServiceAccount the operator creates.
-    const sa = await serviceAccountCredentials(env.cluster, ns, 'istio-ingressgateway');
-    const gatewayPods = await runningPods(env.cluster, ns, 'istio=ingressgateway', 2);
-    gatewayIps = gatewayPods.map((p) => p.ip);
-    for (const [i, pod] of gatewayPods.entries()) {
-      const labelsFile = join(work, `labels-${i}`);
-      writeFileSync(labelsFile, Object.entries(pod.labels).map(([k, v]) => `${k}="${v}"`).join('\n'));
-      proxies.push(
-        await startProxyProcessAt(pod.ip, ['--labels-file', labelsFile, '--access-log', 'off'], {
-          KUBECONFIG: sa.kubeconfigPath,
-          POD_NAMESPACE: ns,
-          POD_NAME: pod.name,
-        }),
-      );
-    }
+    const started = await startGatewayProxies(env, 2, work);
+    proxies.push(...started.proxies);
+    gatewayIps = started.ips;
   });
 
   after(async () => {
@@ -270,6 +203,39 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
     const ip = gatewayIps[0]!;
     await eventually(async () => (await get(ip, 8080, 'restricted.example.com', '/insider/status/200')).status === 200, { timeoutMs: 10_000, what: 'the same-namespace VirtualService to bind' });
     assert.equal((await get(ip, 8080, 'restricted.example.com', '/outsider/status/200')).status, 404);
+  });
+
+  it('keeps only VirtualServices that can bind, and brings them in when a Gateway starts selecting the proxy', async () => {
+    const ip = gatewayIps[0]!;
+    await apply([
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'later' },
+        spec: { selector: { istio: 'not-this-proxy' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['later.example.com'] }] },
+      },
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: { name: 'later' },
+        spec: { hosts: ['later.example.com'], gateways: ['later'], http: [{ route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }] },
+      },
+    ]);
+    // Not for this proxy: not served (the store does not even keep it, see BindableGateways).
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal((await get(ip, 8080, 'later.example.com', '/status/200')).status, 404);
+    // The Gateway now selects this proxy: the VirtualService is listed again and served.
+    await apply([
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'later' },
+        spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['later.example.com'] }] },
+      },
+    ]);
+    for (const gip of gatewayIps) {
+      await eventually(async () => (await get(gip, 8080, 'later.example.com', '/status/200')).status === 200, { timeoutMs: 15_000, intervalMs: 50, what: 'the VirtualService of the newly selecting Gateway' });
+    }
   });
 
   it('serves readiness on each pod IP and exposes the served configuration', async () => {
