@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { AppsV1Api, CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { useNamespace } from '../support/cluster.js';
-import { GROUP, installChart, PLURAL, startOperator, VERSION, type OperatorProcess } from '../support/operator.js';
+import { deleteGatewayDeployments, GROUP, installChart, PLURAL, startOperator, VERSION, type OperatorProcess } from '../support/operator.js';
 import { eventually } from '../support/wait.js';
 
 /** The operator's leader-election defaults (operator/controller/leader-election.ts). */
@@ -16,60 +16,66 @@ const API_SLACK_MS = 3_000;
 describe('e2e: operator leader election on a Lease', function () {
   this.timeout(180_000);
   const env = useNamespace('operator-le');
-  const operators: OperatorProcess[] = [];
-  let coordination: CoordinationV1Api;
+  // Nested so that its after hook (GatewayDeployments deleted while an operator runs, then
+  // the operators stopped) runs before useNamespace deletes the namespace.
+  describe('with the chart and operator installed', function () {
+    const operators: OperatorProcess[] = [];
+    let coordination: CoordinationV1Api;
 
-  const holder = async () => (await coordination.readNamespacedLease({ name: 'portway-operator', namespace: env.namespace })).spec?.holderIdentity;
+    const holder = async () => (await coordination.readNamespacedLease({ name: 'portway-operator', namespace: env.namespace })).spec?.holderIdentity;
 
-  before(async function () {
-    this.timeout(300_000);
-    coordination = env.cluster.kc.makeApiClient(CoordinationV1Api);
-    const creds = await installChart(env, 'portway-le');
-    operators.push(await startOperator(env, creds, 'operator-a'));
-    await eventually(async () => (await holder()) === 'operator-a', { what: 'operator-a to lead' });
-    operators.push(await startOperator(env, creds, 'operator-b'));
-  });
-
-  after(async () => {
-    for (const op of operators) op.child.kill('SIGTERM');
-    await Promise.all(operators.map((op) => op.exited));
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') for (const op of operators) console.error(`${op.identity} log:\n${op.output.join('')}`);
-  });
-
-  it('the standby is ready (caches synced) but not leading', async () => {
-    const [a, b] = operators as [OperatorProcess, OperatorProcess];
-    await eventually(async () => (await b.get('/readyz')).status === 200, { what: 'operator-b ready' });
-    const metrics = (await b.get('/metrics')).body;
-    assert.match(metrics, /^portway_operator_leader 0$/m);
-    assert.match(metrics, /^portway_operator_cache_synced 1$/m);
-    assert.match((await a.get('/metrics')).body, /^portway_operator_leader 1$/m);
-    assert.equal(await holder(), 'operator-a');
-  });
-
-  it('kill the leader: the standby takes over within the lease duration and reconciles a new GatewayDeployment', async () => {
-    const [a, b] = operators as [OperatorProcess, OperatorProcess];
-    const custom = env.cluster.kc.makeApiClient(CustomObjectsApi);
-    const apps = env.cluster.kc.makeApiClient(AppsV1Api);
-    a.child.kill('SIGKILL');
-    await a.exited;
-    const killedAt = Date.now();
-    await custom.createNamespacedCustomObject({
-      group: GROUP, version: VERSION, namespace: env.namespace, plural: PLURAL,
-      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name: 'after-failover' }, spec: { autoscaling: { enabled: false } } },
+    before(async function () {
+      this.timeout(300_000);
+      coordination = env.cluster.kc.makeApiClient(CoordinationV1Api);
+      const creds = await installChart(env, 'portway-le');
+      operators.push(await startOperator(env, creds, 'operator-a'));
+      await eventually(async () => (await holder()) === 'operator-a', { what: 'operator-a to lead' });
+      operators.push(await startOperator(env, creds, 'operator-b'));
     });
-    // The Lease expires LEASE_DURATION_MS after the last renewal (at most one retry period
-    // before the kill); the standby polls every RETRY_PERIOD_MS, and its GET and PUT take a
-    // moment on a loaded machine (API_SLACK_MS).
-    const limit = LEASE_DURATION_MS + 2 * RETRY_PERIOD_MS + API_SLACK_MS;
-    await eventually(async () => (await holder()) === 'operator-b', { timeoutMs: limit, intervalMs: 200, what: 'operator-b to hold the Lease' });
-    const tookOverMs = Date.now() - killedAt;
-    assert.ok(tookOverMs <= limit, `took over after ${tookOverMs} ms`);
-    await eventually(() => apps.readNamespacedDeployment({ name: 'after-failover', namespace: env.namespace }), { timeoutMs: 30_000, what: 'the new gateway Deployment, made by operator-b' });
-    assert.match((await b.get('/metrics')).body, /^portway_operator_leader 1$/m);
-    const lines = b.output.join('');
-    assert.match(lines, /"msg":"leader election: operator-b is the leader"/);
+
+    after(async function () {
+      this.timeout(120_000);
+      await deleteGatewayDeployments(env);
+      for (const op of operators) op.child.kill('SIGTERM');
+      await Promise.all(operators.map((op) => op.exited));
+    });
+
+    afterEach(function () {
+      if (this.currentTest?.state === 'failed') for (const op of operators) console.error(`${op.identity} log:\n${op.output.join('')}`);
+    });
+
+    it('the standby is ready (caches synced) but not leading', async () => {
+      const [a, b] = operators as [OperatorProcess, OperatorProcess];
+      await eventually(async () => (await b.get('/readyz')).status === 200, { what: 'operator-b ready' });
+      const metrics = (await b.get('/metrics')).body;
+      assert.match(metrics, /^portway_operator_leader 0$/m);
+      assert.match(metrics, /^portway_operator_cache_synced 1$/m);
+      assert.match((await a.get('/metrics')).body, /^portway_operator_leader 1$/m);
+      assert.equal(await holder(), 'operator-a');
+    });
+
+    it('kill the leader: the standby takes over within the lease duration and reconciles a new GatewayDeployment', async () => {
+      const [a, b] = operators as [OperatorProcess, OperatorProcess];
+      const custom = env.cluster.kc.makeApiClient(CustomObjectsApi);
+      const apps = env.cluster.kc.makeApiClient(AppsV1Api);
+      a.child.kill('SIGKILL');
+      await a.exited;
+      const killedAt = Date.now();
+      await custom.createNamespacedCustomObject({
+        group: GROUP, version: VERSION, namespace: env.namespace, plural: PLURAL,
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name: 'after-failover' }, spec: { autoscaling: { enabled: false } } },
+      });
+      // The Lease expires LEASE_DURATION_MS after the last renewal (at most one retry period
+      // before the kill); the standby polls every RETRY_PERIOD_MS, and its GET and PUT take a
+      // moment on a loaded machine (API_SLACK_MS).
+      const limit = LEASE_DURATION_MS + 2 * RETRY_PERIOD_MS + API_SLACK_MS;
+      await eventually(async () => (await holder()) === 'operator-b', { timeoutMs: limit, intervalMs: 200, what: 'operator-b to hold the Lease' });
+      const tookOverMs = Date.now() - killedAt;
+      assert.ok(tookOverMs <= limit, `took over after ${tookOverMs} ms`);
+      await eventually(() => apps.readNamespacedDeployment({ name: 'after-failover', namespace: env.namespace }), { timeoutMs: 30_000, what: 'the new gateway Deployment, made by operator-b' });
+      assert.match((await b.get('/metrics')).body, /^portway_operator_leader 1$/m);
+      const lines = b.output.join('');
+      assert.match(lines, /"msg":"leader election: operator-b is the leader"/);
+    });
   });
 });

@@ -86,3 +86,13 @@ export function jsonLines(output: string[]): Array<Record<string, unknown>> {
       }
     });
 }
+
+/**
+ * Deletes every GatewayDeployment of the namespace and waits until they are gone, while an
+ * operator still runs to remove its finalizer: once the namespace is being deleted, the
+ * operator's ServiceAccount (and so its token) may already be gone, and a GatewayDeployment
+ * left with its finalizer would hold the namespace in Terminating.
+ */
+export async function deleteGatewayDeployments(env: NamespaceContext): Promise<void> {
+  await env.cluster.kubectl(['delete', `${PLURAL}.${GROUP}`, '--all', '-n', env.namespace, '--wait=true', '--timeout=90s']);
+}
