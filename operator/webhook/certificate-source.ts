@@ -114,7 +114,7 @@ export class SecretCertificates implements CertificateSource {
     const path = objectPath('v1', 'secrets', this.o.namespace, this.o.secretName);
     let secret = await this.readSecret(path);
     const current = fromSecretData(secret?.data);
-    const step = rotate(current, this.policy(), this.now());
+    const step = await rotate(current, this.policy(), this.now());
     let stored = current;
     if (step.change) {
       // The bundle first: a replica may serve the written certificate as soon as it reads it.
@@ -122,7 +122,7 @@ export class SecretCertificates implements CertificateSource {
       try {
         secret = await this.writeSecret(path, secret, toSecretData(step.certificates));
         stored = step.certificates;
-        this.log(`webhook certificate: ${step.change}`);
+        this.log(`webhook certificate: ${step.change}; serving certificate valid until ${new X509Certificate(step.certificates.serving.cert).validTo}`);
       } catch (err) {
         if (!(err instanceof KubeApiError) || err.statusCode !== 409) throw err;
         // Another replica wrote first: take what it stored.

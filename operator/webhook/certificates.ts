@@ -1,5 +1,7 @@
 // The webhook's own certificate authority and serving certificate, and when to renew them.
-// Pure apart from key generation: material in, material out, the clock passed in.
+// Pure apart from key generation: material in, material out, the clock passed in. Keys are
+// generated off the event loop (RSA generation can take seconds on a busy node, and the same
+// process answers admission calls meanwhile).
 //
 // The apiserver trusts the CAs in each webhook's caBundle and checks the serving certificate
 // against them. The serving certificate is renewed from the same CA (the bundle does not
@@ -8,7 +10,8 @@
 // joins the bundle, then it signs the serving certificate while the previous CA stays in the
 // bundle until it expires.
 
-import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
 
 const { pki } = forge;
@@ -58,9 +61,11 @@ function newSerial(): string {
   return bytes.toString('hex');
 }
 
-function rsaKeyPair(): { publicKey: string; privateKey: string } {
-  // node:crypto makes the key (forge's pure-JS generation takes seconds); forge signs.
-  return generateKeyPairSync('rsa', {
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+function rsaKeyPair(): Promise<{ publicKey: string; privateKey: string }> {
+  // node:crypto makes the key in its thread pool (forge's pure-JS generation blocks); forge signs.
+  return generateKeyPairAsync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
@@ -76,8 +81,8 @@ interface CertificateSpec {
   notAfter: Date;
 }
 
-function issue(spec: CertificateSpec): KeyPair {
-  const keys = rsaKeyPair();
+async function issue(spec: CertificateSpec): Promise<KeyPair> {
+  const keys = await rsaKeyPair();
   const cert = pki.createCertificate();
   cert.publicKey = pki.publicKeyFromPem(keys.publicKey);
   cert.serialNumber = newSerial();
@@ -107,9 +112,10 @@ function issue(spec: CertificateSpec): KeyPair {
   return { cert: pki.certificateToPem(cert), key: keys.privateKey };
 }
 
-export function createCa(now: Date, validityMs: number): KeyPair {
+export function createCa(now: Date, validityMs: number): Promise<KeyPair> {
   return issue({
-    commonName: `portway-webhook-ca@${Math.floor(now.getTime() / 1000)}`,
+    // PrintableString characters only (Go's x509, in the apiserver, rejects others such as "@").
+    commonName: `portway-webhook-ca-${Math.floor(now.getTime() / 1000)}`,
     isCa: true,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
     notAfter: new Date(now.getTime() + validityMs),
@@ -117,7 +123,7 @@ export function createCa(now: Date, validityMs: number): KeyPair {
 }
 
 /** A serving certificate for `dnsNames`, never outliving its CA. */
-export function issueServing(ca: KeyPair, dnsNames: string[], now: Date, validityMs: number): KeyPair {
+export function issueServing(ca: KeyPair, dnsNames: string[], now: Date, validityMs: number): Promise<KeyPair> {
   const caEnd = windowOf(ca.cert).notAfter;
   return issue({
     commonName: dnsNames.find((n) => n.endsWith('.svc')) ?? dnsNames[0] ?? 'portway-webhook',
@@ -177,19 +183,19 @@ export interface RotationStep {
 }
 
 /** The next state of the material: nothing to do, a new serving certificate, or a CA rotation step. */
-export function rotate(current: WebhookCertificates | undefined, policy: CertificatePolicy, now: Date): RotationStep {
+export async function rotate(current: WebhookCertificates | undefined, policy: CertificatePolicy, now: Date): Promise<RotationStep> {
   const t = now.getTime();
   const problem = current ? problemWith(current, policy.dnsNames, now) : 'no certificate yet';
   if (!current || problem) {
-    const ca = createCa(now, policy.caValidityMs);
-    return { certificates: { ca, serving: issueServing(ca, policy.dnsNames, now, policy.servingValidityMs) }, change: `new CA and serving certificate (${problem})` };
+    const ca = await createCa(now, policy.caValidityMs);
+    return { certificates: { ca, serving: await issueServing(ca, policy.dnsNames, now, policy.servingValidityMs) }, change: `new CA and serving certificate (${problem})` };
   }
   const caWindow = windowOf(current.ca.cert);
   // Step 2: the next CA has been in the bundle long enough: it signs from now on.
   if (current.nextCa && t - (windowOf(current.nextCa.cert).notBefore + BACKDATE_MS) >= policy.promotionDelayMs) {
     const ca = current.nextCa;
     return {
-      certificates: { ca, serving: issueServing(ca, policy.dnsNames, now, policy.servingValidityMs), previousCa: current.ca.cert },
+      certificates: { ca, serving: await issueServing(ca, policy.dnsNames, now, policy.servingValidityMs), previousCa: current.ca.cert },
       change: 'the next CA now signs the serving certificate (the previous CA stays trusted until it expires)',
     };
   }
@@ -201,12 +207,12 @@ export function rotate(current: WebhookCertificates | undefined, policy: Certifi
   }
   // Step 1: the CA is due: its successor joins the bundle first.
   if (!current.nextCa && due(caWindow, policy.caValidityMs, t)) {
-    certificates = { ...certificates, nextCa: createCa(now, policy.caValidityMs) };
+    certificates = { ...certificates, nextCa: await createCa(now, policy.caValidityMs) };
     changes.push('next CA added to the bundle');
   }
   // A serving certificate is due on its own schedule, or when it would outlive its CA (capped at issue).
   if (due(windowOf(current.serving.cert), policy.servingValidityMs, t)) {
-    certificates = { ...certificates, serving: issueServing(certificates.ca, policy.dnsNames, now, policy.servingValidityMs) };
+    certificates = { ...certificates, serving: await issueServing(certificates.ca, policy.dnsNames, now, policy.servingValidityMs) };
     changes.push('serving certificate renewed');
   }
   return { certificates, change: changes.length > 0 ? changes.join('; ') : undefined };

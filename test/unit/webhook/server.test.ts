@@ -67,8 +67,8 @@ describe('webhook HTTPS server', function () {
   let port: number;
 
   before(async () => {
-    ca = createCa(new Date(), 3600_000);
-    first = issueServing(ca, dnsNames, new Date(), 600_000);
+    ca = await createCa(new Date(), 3600_000);
+    first = await issueServing(ca, dnsNames, new Date(), 600_000);
     server = new WebhookServer({ port: 0, host: '127.0.0.1', render: { defaultImage: 'ghcr.io/portway/portway:0.1.0' }, log: () => undefined });
     port = (await server.start(first)).port;
   });
@@ -79,7 +79,7 @@ describe('webhook HTTPS server', function () {
     const reply = await post(port, caBundle({ ca, serving: first }), '/healthz', '', undefined, 'GET');
     assert.equal(reply.status, 200);
     assert.equal(reply.fingerprint, fingerprint(first));
-    await assert.rejects(post(port, createCa(new Date(), 3600_000).cert, '/healthz', '', undefined, 'GET'), /self-signed|unable to verify|certificate/i);
+    await assert.rejects(post(port, (await createCa(new Date(), 3600_000)).cert, '/healthz', '', undefined, 'GET'), /self-signed|unable to verify|certificate/i);
   });
 
   it('/validate denies an invalid VirtualService with the field path, allows a valid one', async () => {
@@ -135,7 +135,7 @@ describe('webhook HTTPS server', function () {
     try {
       const before = await post(port, ca.cert, '/healthz', '', agent, 'GET');
       assert.equal(before.fingerprint, fingerprint(first));
-      const second = issueServing(ca, dnsNames, new Date(), 600_000);
+      const second = await issueServing(ca, dnsNames, new Date(), 600_000);
       server.setCertificate(second);
       const fresh = await post(port, ca.cert, '/healthz', '', undefined, 'GET');
       assert.equal(fresh.fingerprint, fingerprint(second), 'a new connection gets the new certificate');
