@@ -71,12 +71,25 @@ export function reviewInjection(input: AdmissionReview, options: AdmissionOption
   }
 }
 
+function isBeingDeleted(obj: StoredObject): boolean {
+  return !!(obj.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp;
+}
+
+function sameSpec(obj: StoredObject, old: Record<string, unknown> | undefined): boolean {
+  return old !== undefined && JSON.stringify(obj.spec) === JSON.stringify(old.spec);
+}
+
 /** The validating webhook: Istio networking objects and GatewayDeployments. */
 export function reviewValidation(input: AdmissionReview, options: AdmissionOptions = {}): AdmissionReview {
   const req = input.request;
   if (!req) return review(deny('', 'AdmissionReview without a request'), input.apiVersion);
   const obj = req.object as StoredObject | undefined;
   if ((req.operation !== 'CREATE' && req.operation !== 'UPDATE') || !obj || !isValidatedObject(obj)) return review({ uid: req.uid, allowed: true }, input.apiVersion);
+  if (req.operation === 'UPDATE' && (isBeingDeleted(obj) || sameSpec(obj, req.oldObject))) {
+    // Only metadata changed (labels, a finalizer removed, deletion under way): an object that
+    // got in before this webhook (or while it was down) can still be labelled and deleted.
+    return review({ uid: req.uid, allowed: true }, input.apiVersion);
+  }
   const withNamespace: StoredObject = { ...obj, metadata: { ...obj.metadata, name: obj.metadata?.name ?? req.name ?? '', namespace: obj.metadata?.namespace ?? req.namespace } };
   const { errors, warnings } = validateAdmittedObject(withNamespace, options.render);
   const shown = warnings.slice(0, MAX_WARNINGS).map((w) => `${w.field}: ${w.message}`);

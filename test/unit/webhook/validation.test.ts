@@ -312,6 +312,15 @@ describe('admission validation: GatewayDeployment and the AdmissionReview', () =
     assert.deepEqual(reviewValidation(request({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } })).response, { uid: 'u-1', allowed: true });
   });
 
+  it('lets an invalid object that got in earlier be relabelled, have its finalizer removed and be deleted', () => {
+    const bad = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'old', namespace: 'apps' }, spec: { hosts: ['a.example.com'], http: [{ match: [{ uri: { regex: '(' } }], route: [{ destination: { host: 'a' } }] }] } };
+    const update = (object: Record<string, unknown>) =>
+      reviewValidation({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', operation: 'UPDATE', object, oldObject: bad } }).response!;
+    assert.equal(update({ ...bad, metadata: { ...bad.metadata, labels: { team: 'a' } } }).allowed, true, 'metadata only');
+    assert.equal(update({ ...bad, metadata: { ...bad.metadata, deletionTimestamp: '2030-01-01T00:00:00Z' }, spec: {} }).allowed, true, 'being deleted');
+    assert.equal(update({ ...bad, spec: { ...bad.spec, gateways: ['gw'] } }).allowed, false, 'a spec change is checked');
+  });
+
   it('passes warnings through without rejecting', () => {
     const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'w', namespace: 'apps' }, spec: { hosts: ['a.example.com'], http: [{ match: [{ sourceLabels: { app: 'x' } }], route: [{ destination: { host: 'a' } }] }] } };
     const response = reviewValidation({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', operation: 'CREATE', object: vs } }).response!;
