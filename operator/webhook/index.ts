@@ -19,6 +19,8 @@ export interface WebhookOptions {
   render?: RenderOptions;
   /** cert-manager mode: read tls.crt/tls.key from here and leave certificates and caBundle alone. */
   certDir?: string;
+  /** cert-manager mode: how often the files are read again (default 10 s). */
+  certFilesIntervalMs?: number;
   /** Self-managed mode: the Secret, the Service it is for, the configurations whose caBundle to keep. */
   secretName: string;
   serviceName: string;
@@ -36,7 +38,7 @@ export interface RunningWebhook {
 /** Gets the first certificate (waiting for it), then serves; later certificates are swapped in. */
 export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
   const source: CertificateSource = o.certDir
-    ? new CertificateFiles({ dir: o.certDir, log: o.log })
+    ? new CertificateFiles({ dir: o.certDir, intervalMs: o.certFilesIntervalMs, log: o.log })
     : new SecretCertificates({
         kubeConfig: o.kubeConfig,
         namespace: o.namespace,

@@ -52,6 +52,11 @@ export class WebhookServer {
     this.server?.setSecureContext({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2' });
   }
 
+  /** Where it listens (undefined before start). */
+  get address(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined;
+  }
+
   get listening(): boolean {
     return this.server?.listening === true;
   }
