@@ -80,6 +80,8 @@ export interface KubeConnection {
 }
 
 const IN_CLUSTER = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** How long a list may go without a byte, and a watch without an answer. */
+const ANSWER_TIMEOUT_MS = 15_000;
 
 /** Connection settings from $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount. */
 export function connectionFromEnvironment(env: NodeJS.ProcessEnv = process.env): KubeConnection {
@@ -144,7 +146,7 @@ export class HttpsListWatchClient implements ListWatchClient {
     const query: Record<string, string> = { limit: String(options.limit) };
     if (options.continueToken) query.continue = options.continueToken;
     if (options.labelSelector) query.labelSelector = options.labelSelector;
-    const res = await this.get(path, query, 60_000);
+    const res = await this.get(path, query, ANSWER_TIMEOUT_MS);
     const body = await readAll(res);
     if ((res.statusCode ?? 0) >= 300) throw statusError(res.statusCode ?? 0, body, `list ${path}`);
     const list = JSON.parse(body) as { items?: KubeObject[]; metadata?: { resourceVersion?: string; continue?: string } };
@@ -169,14 +171,16 @@ export class HttpsListWatchClient implements ListWatchClient {
         if (err) reject(err);
         else resolve();
       };
+      // Until the apiserver answers, a shorter limit: one that is still starting can hold a request.
       const armIdle = () => {
         clearTimeout(idle);
-        idle = setTimeout(() => finish(), params.idleMs);
+        idle = setTimeout(() => finish(), res ? params.idleMs : Math.min(params.idleMs, ANSWER_TIMEOUT_MS));
         idle.unref();
       };
       armIdle();
       req = this.request(path, query, (r) => {
         res = r;
+        armIdle();
         if ((r.statusCode ?? 0) >= 300) {
           readAll(r).then((body) => finish(statusError(r.statusCode ?? 0, body, `watch ${path}`)), finish);
           return;

@@ -130,6 +130,8 @@ export class Reflector {
   private failures = 0;
   synced = false;
   private relistRequested = false;
+  /** 410s in a row (reset once a watch is connected). */
+  private gone = 0;
   private resolveFirstSync!: () => void;
   readonly firstSync = new Promise<void>((r) => (this.resolveFirstSync = r));
   private readonly path: string;
@@ -169,16 +171,17 @@ export class Reflector {
         this.failures = 0;
       } catch (err) {
         if (this.stopped) return;
-        this.failures++;
         const gone = (err as { code?: number; statusCode?: number }).code === 410 || (err as { statusCode?: number }).statusCode === 410;
         if (gone) {
           // The history after our resourceVersion was compacted: only a fresh list is correct.
           this.log(`watch ${this.kind.kind}: 410 Gone (resourceVersion ${resourceVersion || '-'} is too old); relisting`);
           resourceVersion = '';
-          // A relist that keeps ending in 410 must not spin.
-          if (this.failures > 1) await this.sleep(retryDelayMs(this.failures, false));
+          // Relist at once; only a relist that keeps ending in 410 waits (it must not spin).
+          this.gone++;
+          if (this.gone > 1) await this.sleep(retryDelayMs(this.gone - 1, true));
           continue;
         }
+        this.failures++;
         const delay = retryDelayMs(this.failures, isTransient(err));
         this.log(`watch ${this.kind.kind}: ${(err as Error).message ?? err}; retrying in ${Math.round(delay)} ms`);
         await this.sleep(delay);
@@ -239,6 +242,7 @@ export class Reflector {
       (abort) => {
         // Connected: the next failure starts the backoff from the beginning again.
         this.failures = 0;
+        this.gone = 0;
         this.abort = abort;
         if (this.stopped || this.relistRequested) abort();
       },

@@ -30,6 +30,20 @@ function httpbinRoutes(prefixes: string[]) {
   };
 }
 
+/** VirtualService `broken` on broken.example.com with one uri.regex match. */
+function regexRoute(regex: string) {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'broken' },
+    spec: {
+      hosts: ['broken.example.com'],
+      gateways: ['ingress'],
+      http: [{ match: [{ uri: { regex } }], route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
+    },
+  };
+}
+
 /** Keep-alive load: `connections` loops of sequential GETs until stopped; every non-200 or error counts as failed. */
 function keepAliveLoad(ip: string, port: number, connections: number) {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
@@ -195,35 +209,13 @@ describe('e2e: the proxy survives Kubernetes faults', function () {
 
   it('reports an invalid VirtualService by name and field, counts it, and keeps serving the rest', async () => {
     assert.equal(await rejectedObjectsMetric(ip, proxy.metricsPort), 0);
-    await apply([
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'VirtualService',
-        metadata: { name: 'broken' },
-        spec: {
-          hosts: ['broken.example.com'],
-          gateways: ['ingress'],
-          http: [{ match: [{ uri: { regex: '/(unclosed' } }], route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
-        },
-      },
-    ]);
+    await apply([regexRoute('/(unclosed')]);
     const line = await proxy.waitForLog(new RegExp(`error: VirtualService ${env.namespace}/broken .*http\\[0\\]\\.match\\[0\\]\\.uri\\.regex`), 20_000);
     assert.match(line, /regex/);
     await eventually(async () => (await rejectedObjectsMetric(ip, proxy.metricsPort)) === 1, { timeoutMs: 10_000, what: 'portway_config_rejected_objects 1' });
     assert.equal(await status('/status/200'), 200, 'the valid VirtualService keeps serving');
 
-    await apply([
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'VirtualService',
-        metadata: { name: 'broken' },
-        spec: {
-          hosts: ['broken.example.com'],
-          gateways: ['ingress'],
-          http: [{ match: [{ uri: { regex: '/(closed)' } }], route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
-        },
-      },
-    ]);
+    await apply([regexRoute('/(closed)')]);
     await eventually(async () => (await rejectedObjectsMetric(ip, proxy.metricsPort)) === 0, { timeoutMs: 10_000, what: 'portway_config_rejected_objects back to 0' });
     assert.equal((await get(ip, 8080, 'broken.example.com', '/closed')).status, 200);
   });
