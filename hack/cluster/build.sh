@@ -27,23 +27,33 @@ TIMINGS="$PORTWAY_CACHE/logs/build-timings.log"
 # Bump the id when the patch changes (it names a marker file in the bin dir).
 KUBE_PATCH_ID="allow-loopback-endpoint-ips-1"
 
-# tool name -> "dir|binaries|other files that must exist"
+# tool name -> "dir|binaries"
 want() {
   case "$1" in
-    kubernetes) echo "$KUBE_BIN_DIR|kube-apiserver kube-controller-manager kube-scheduler kubectl|PATCHES-$KUBE_PATCH_ID" ;;
-    etcd) echo "$ETCD_BIN_DIR|etcd|" ;;
-    kwok) echo "$KWOK_BIN_DIR|kwok|stages/pod-ready.yaml" ;;
-    helm) echo "$HELM_BIN_DIR|helm|" ;;
+    kubernetes) echo "$KUBE_BIN_DIR|kube-apiserver kube-controller-manager kube-scheduler kubectl" ;;
+    etcd) echo "$ETCD_BIN_DIR|etcd" ;;
+    kwok) echo "$KWOK_BIN_DIR|kwok" ;;
+    helm) echo "$HELM_BIN_DIR|helm" ;;
   esac
 }
 TOOLS=(kubernetes etcd kwok helm)
 
-bins_of() { local s; s="$(want "$1")"; s="${s#*|}"; echo "${s%%|*}"; }
+# How a tool is built, beyond its version. Stored as .recipe in its bin dir; change the string
+# when the way a tool is built changes and the next run rebuilds it (from the warm Go cache).
+recipe_of() {
+  case "$1" in
+    kubernetes) echo "2 $KUBE_PATCH_ID version-ldflags" ;;
+    etcd) echo "1" ;;
+    kwok) echo "2 version-ldflags default-stages" ;;
+    helm) echo "2 version-ldflags kube-version-ldflags" ;;
+  esac
+}
+
+bins_of() { local s; s="$(want "$1")"; echo "${s#*|}"; }
 is_built() {
-  local spec dir b
-  spec="$(want "$1")"; dir="${spec%%|*}"
+  local dir b; dir="$(want "$1")"; dir="${dir%%|*}"
   for b in $(bins_of "$1"); do [[ -x "$dir/$b" ]] || return 1; done
-  for b in ${spec##*|}; do [[ -f "$dir/$b" ]] || return 1; done
+  [[ -f "$dir/.recipe" && "$(cat "$dir/.recipe")" == "$(recipe_of "$1")" ]]
 }
 
 case "${1:-}" in
@@ -144,7 +154,16 @@ ldflags_of() {
       done
       echo "-s -w$x" ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION" ;;
-    helm) echo "-s -w -X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.version=$HELM_VERSION" ;;
+    helm)
+      # As helm's Makefile: the default Kubernetes version of `helm template` and `helm lint`
+      # (.Capabilities.KubeVersion) is 1.<minor of helm's client-go>; unset it is v1.20.0.
+      local h="helm.sh/helm/${HELM_VERSION%%.*}" cg minor
+      cg="$(cd "$(src_dir "helm-$HELM_VERSION")" && go list -m -f '{{.Version}}' k8s.io/client-go)"
+      minor="${cg#v0.}"; minor="${minor%%.*}"
+      [[ "$minor" =~ ^[0-9]+$ ]] || die "could not read helm's k8s.io/client-go version ($cg)"
+      echo "-s -w -X $h/internal/version.version=$HELM_VERSION -X $h/internal/version.gitTreeState=clean" \
+        "-X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$minor" \
+        "-X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$minor" ;;
     *) echo "-s -w" ;;
   esac
 }
@@ -183,8 +202,9 @@ compile() {
   fi
   # go build -v names each package as it compiles it: count them for a progress line.
   local vlog="$PORTWAY_CACHE/logs/compile-$t.packages" bpid rc=0 last=$t1
+  local ldflags; ldflags="$(ldflags_of "$t")"
   # shellcheck disable=SC2046
-  (cd "$d" && exec go build -v -trimpath -ldflags="$(ldflags_of "$t")" -o "$tmp/" $(pkgs_of "$t")) 2>"$vlog" &
+  (cd "$d" && exec go build -v -trimpath -ldflags="$ldflags" -o "$tmp/" $(pkgs_of "$t")) 2>"$vlog" &
   bpid=$!
   while kill -0 "$bpid" 2>/dev/null; do
     sleep 1
@@ -199,6 +219,7 @@ compile() {
     for n in server v3; do [[ -x "$tmp/$n" ]] && mv "$tmp/$n" "$tmp/etcd"; done
   fi
   for b in $(bins_of "$t"); do [[ -x "$tmp/$b" ]] || die "$t: $b was not produced"; done
+  recipe_of "$t" >"$tmp/.recipe"
   rm -rf "$dir"; mv "$tmp" "$dir"
   timing "compile $t $(ver_of "$t")" $(( $(now) - t1 )) "$(du -sh "$dir" | cut -f1)"
   log "built $t $(ver_of "$t") in $(( $(now) - t1 ))s → $dir"
