@@ -108,7 +108,8 @@ function validateGateway(gw: StoredObject): Diagnostic[] {
     else {
       for (const [k, v] of Object.entries(selector)) {
         // A number (`version: 1` in YAML) never equals a label value: the Gateway would select no pod.
-        if (typeof v !== 'string') out.push(diagnostic(gw, `spec.selector.${k}`, 'must be a string (quote it in YAML)'));
+        const at = /^[A-Za-z0-9_-]+$/.test(k) ? `spec.selector.${k}` : `spec.selector[${JSON.stringify(k)}]`;
+        if (typeof v !== 'string') out.push(diagnostic(gw, at, 'must be a string (quote it in YAML)'));
         labels[k] = String(v);
       }
     }
