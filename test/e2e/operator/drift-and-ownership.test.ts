@@ -122,10 +122,21 @@ describe('e2e: the operator repairs drift, respects ownership and reports throug
       const ns = env.namespace;
       const d = await apps.readNamespacedDeployment({ name: 'events', namespace: ns });
       const image = d.spec!.template.spec!.containers[0]!.image!;
-      await env.cluster.kubectl(['set', 'image', 'deployment/events', `${d.spec!.template.spec!.containers[0]!.name}=example.invalid/hijacked:1`, '-n', ns]);
-      const hijacked = await apps.readNamespacedDeployment({ name: 'events', namespace: ns });
-      assert.equal(hijacked.spec!.template.spec!.containers[0]!.image, 'example.invalid/hijacked:1', 'the edit went through');
-      await eventually(async () => (await apps.readNamespacedDeployment({ name: 'events', namespace: ns })).spec!.template.spec!.containers[0]!.image === image, { what: 'the rendered image back' });
+      // The operator may undo the edit before a read could see it: a watch sees every write.
+      const images: string[] = [];
+      const watch = await new Watch(env.cluster.kc).watch(
+        `/apis/apps/v1/namespaces/${ns}/deployments`,
+        { fieldSelector: 'metadata.name=events', resourceVersion: d.metadata!.resourceVersion },
+        (_phase, obj: V1Deployment) => images.push(obj.spec!.template.spec!.containers[0]!.image!),
+        () => undefined,
+      );
+      try {
+        await env.cluster.kubectl(['set', 'image', 'deployment/events', `${d.spec!.template.spec!.containers[0]!.name}=example.invalid/hijacked:1`, '-n', ns]);
+        await eventually(() => images.includes('example.invalid/hijacked:1') && images.at(-1) === image, { what: 'the edit, then the rendered image back' });
+        assert.equal((await apps.readNamespacedDeployment({ name: 'events', namespace: ns })).spec!.template.spec!.containers[0]!.image, image);
+      } finally {
+        watch.abort();
+      }
       await eventually(async () => (await eventsOf('events')).some((e) => e.reason === 'Updated' && /Deployment/.test(e.message ?? '')), { what: 'an Updated event' });
     });
 
