@@ -20,7 +20,10 @@ export async function installChart(env: NamespaceContext, release: string, set: 
   const chart = join(repoRoot(), 'charts', 'portway');
   await env.cluster.kubectl(['apply', '--server-side', '-f', join(chart, 'crds')]);
   await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
-  const args = ['template', release, chart, '--namespace', env.namespace, '--kube-version', 'v1.37.2', '--skip-tests', ...set.flatMap((s) => ['--set', s])];
+  // No webhook configurations: they are cluster-scoped, the operators in these tests serve no
+  // webhook, and a leftover Fail-policy injection webhook would block the webhook tests' pods.
+  const noWebhooks = ['webhook.injection.enabled=false', 'webhook.validation.enabled=false'];
+  const args = ['template', release, chart, '--namespace', env.namespace, '--kube-version', 'v1.37.2', '--skip-tests', ...[...noWebhooks, ...set].flatMap((s) => ['--set', s])];
   const rendered = await runCommand(env.cluster.bin.helm!, args);
   const docs = parseAllDocuments(rendered).map((d) => (Array.isArray(d) ? undefined : d.toJS())).filter(Boolean);
   await env.cluster.kubectl(['apply', '--server-side', '-n', env.namespace, '-f', '-'], { input: rendered });
