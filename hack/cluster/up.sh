@@ -76,6 +76,7 @@ T0=$(date +%s)
 mkdir -p "$D"
 [[ -z "$(ls -A "$D" 2>/dev/null)" || -f "$D/.portway-cluster" ]] || die "$D exists and is not a portway cluster dir"
 touch "$D/.portway-cluster"
+trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "the control plane did not come up; logs in $D/logs; stop what was started with: PORTWAY_CLUSTER_DIR=$D $CLUSTER_DIR/down.sh"; fi' EXIT
 mkdir -p "$D/pki" "$D/pids" "$D/logs" "$D/etcd"
 chmod 700 "$D" "$D/pki"
 cat >"$D/cluster.env" <<EOF

@@ -143,11 +143,13 @@ async function ensureBinaries(env: NodeJS.ProcessEnv): Promise<Record<string, st
   return Object.fromEntries(paths.map((p) => [p.slice(p.lastIndexOf('/') + 1), p]));
 }
 
-let started: { env: NodeJS.ProcessEnv; stopped: boolean; workDir: string } | undefined;
+/** What this run must clean up: its scratch dir, and the control plane if it started one. */
+let started: { workDir: string; env?: NodeJS.ProcessEnv; stopped: boolean } | undefined;
 let shared: Promise<Cluster> | undefined;
 
 async function bringUp(): Promise<Cluster> {
   const workDir = mkdtempSync(join(tmpdir(), 'portway-e2e-work-'));
+  started = { workDir, stopped: true };
   const baseEnv = { ...process.env };
   const bin = await ensureBinaries(baseEnv);
   const kubeBinDir = bin.kubectl.slice(0, bin.kubectl.lastIndexOf('/'));
@@ -155,7 +157,6 @@ async function bringUp(): Promise<Cluster> {
   const reuse = process.env.KUBECONFIG;
   if (reuse) {
     process.stderr.write(`[e2e] using the cluster in KUBECONFIG=${reuse} (it will not be stopped)\n`);
-    started = { env: baseEnv, stopped: true, workDir };
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const kubectl = makeKubectl(bin.kubectl, reuse);
@@ -181,7 +182,9 @@ async function bringUp(): Promise<Cluster> {
     PORTWAY_NODES: String(nodeCount),
   };
   delete env.KUBECONFIG;
-  started = { env, stopped: false, workDir };
+  started.env = env;
+  started.stopped = false;
+  stopOnSignals();
   process.stderr.write(`[e2e] starting a control plane in ${stateDir} (pods on ${podNet}.0.0/16)\n`);
   const t0 = Date.now();
   await runScript('up.sh', [], env);
@@ -214,7 +217,7 @@ export function getCluster(): Promise<Cluster> {
 export async function stopCluster(): Promise<void> {
   if (!started) return;
   const s = started;
-  if (!s.stopped) {
+  if (!s.stopped && s.env) {
     s.stopped = true;
     await runScript('down.sh', [], s.env);
   }
@@ -229,13 +232,27 @@ if (typeof after === 'function') {
     await stopCluster();
   });
 }
-// Safety net for aborted runs (Ctrl-C, a crash): never leave the processes behind.
-process.once('exit', () => {
-  if (started && !started.stopped) {
+// Safety net for aborted runs: never leave the processes behind. They run in their own session
+// (setsid), so a Ctrl-C in the terminal does not reach them; stop them on the way out.
+function stopNow(): void {
+  if (!started) return;
+  if (!started.stopped && started.env) {
     started.stopped = true;
     spawnSync('bash', [join(clusterDir(), 'down.sh')], { env: started.env, stdio: 'inherit' });
   }
-});
+  rmSync(started.workDir, { recursive: true, force: true });
+}
+process.once('exit', stopNow);
+function stopOnSignals(): void {
+  const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const [signal, code] of Object.entries(codes)) {
+    process.once(signal, () => {
+      process.stderr.write(`[e2e] ${signal}: stopping the control plane\n`);
+      stopNow();
+      process.exit(code);
+    });
+  }
+}
 
 export interface NamespaceContext {
   cluster: Cluster;
