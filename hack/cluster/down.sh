@@ -12,6 +12,8 @@ D="$PORTWAY_CLUSTER_DIR"
 keep=0; [[ "${1:-}" == "--keep" ]] && keep=1
 
 if [[ ! -d "$D" ]]; then log "nothing to stop: $D does not exist"; exit 0; fi
+# An empty directory: up.sh stopped before creating anything (e.g. a port was taken).
+if [[ -z "$(ls -A "$D")" ]]; then rmdir "$D"; log "removed empty $D"; exit 0; fi
 [[ -f "$D/.portway-cluster" ]] || die "$D is not a portway cluster dir (no .portway-cluster marker); not touching it"
 
 ours() { # pid → 0 if it is alive and its command line names our state dir
