@@ -1,8 +1,9 @@
 // TLS for the proxy process, wired from the dataplane/tls building blocks:
 //   - a credential feeder, the proxy's SDS: every credential key the current snapshot uses
 //     ("secret:ns/name", "ca:ns/name", "file:…", downstream and upstream) is kept filled in
-//     the CredentialStore from the object store (Secrets, "<name>-cacert" Secrets, ConfigMaps)
-//     or from watched files. It reacts to every store change, with no new snapshot needed, so
+//     the CredentialStore from the object store (Secrets, "<name>-cacert" Secrets, ConfigMaps;
+//     a worker's store holds what credentialObjectsOf picked in the primary) or from watched
+//     files. It reacts to every store change, with no new snapshot needed, so
 //     a rotated Secret is used from the next handshake on; bad material is logged with its
 //     namespace/name and reason and the last good material keeps serving;
 //   - the SecureServerFactory of the stream listeners: one DownstreamTlsChain per terminating
@@ -159,9 +160,7 @@ class CredentialFeeder {
 
   private syncObjectKey(key: string, ref: Objects): void {
     const source = describeCredentialKey(key).source;
-    const secret = this.store.get('Secret', ref.namespace, ref.name);
-    // A gateway credential's CA may live in "<name>-cacert"; caCertCredentialName may name a ConfigMap.
-    const companion = ref.kind === 'secret' ? this.store.get('Secret', ref.namespace, caSecretName(ref.name)) : secret ? undefined : this.store.get('ConfigMap', ref.namespace, ref.name);
+    const { secret, companion } = objectsFor(this.store, ref);
     const fingerprint = JSON.stringify([dataOf(secret), dataOf(companion)]);
     if (this.seen.get(key) === fingerprint) return;
     const first = !this.seen.has(key);
@@ -203,6 +202,32 @@ function objectsOf(key: string): Objects | undefined {
   const m = /^(secret|ca):([^/]*)\/(.+)$/.exec(key);
   if (m === null) return undefined;
   return { kind: m[1] as 'secret' | 'ca', namespace: m[2]!, name: m[3]! };
+}
+
+/**
+ * The store objects a credential key is read from: the Secret of that name and a companion.
+ * A gateway credential's CA may live in "<name>-cacert"; a caCertCredentialName names a Secret
+ * or, when there is no such Secret, a ConfigMap (Istio's order).
+ */
+function objectsFor(store: ObjectStore, ref: Objects): { secret?: StoredObject; companion?: StoredObject } {
+  const secret = store.get('Secret', ref.namespace, ref.name);
+  if (ref.kind === 'secret') return { secret, companion: store.get('Secret', ref.namespace, caSecretName(ref.name)) };
+  return { secret, companion: secret ? undefined : store.get('ConfigMap', ref.namespace, ref.name) };
+}
+
+/**
+ * The Secrets and ConfigMaps that the credential keys are read from, for a process that has no
+ * store of its own (a --concurrency worker): given these, its feeder resolves the same material.
+ */
+export function credentialObjectsOf(store: ObjectStore, keys: Iterable<string>): StoredObject[] {
+  const out = new Map<string, StoredObject>();
+  for (const key of keys) {
+    const ref = objectsOf(key);
+    if (ref === undefined) continue;
+    const { secret, companion } = objectsFor(store, ref);
+    for (const obj of [secret, companion]) if (obj) out.set(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`, obj);
+  }
+  return [...out.values()];
 }
 
 function dataOf(obj: StoredObject | undefined): unknown {

@@ -1,12 +1,13 @@
 // --concurrency N: one primary process watches and translates once; N workers serve.
-// The primary sends every snapshot (and the Secrets it references) to each worker over IPC;
+// The primary sends every snapshot, and the Secrets and ConfigMaps its credentials are read
+// from, to each worker over IPC (the objects again, alone, whenever they change);
 // workers share the listening sockets through node:cluster. Readiness, metrics (aggregated
 // across workers) and the config dump are served by the primary.
 
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { ProxyOptions } from '../../cli/proxy-command.js';
-import type { StoredObject } from '../config/resources.js';
+import { objectKey, type StoredObject } from '../config/resources.js';
 import { startAdminServers } from '../admin/index.js';
 import { ProxyState } from '../serve/proxy-state.js';
 import { createDataPlane } from '../serve/data-plane.js';
@@ -16,12 +17,20 @@ import { FileSource } from '../source/file-source.js';
 import { ObjectStore } from '../store/object-store.js';
 import { ClusterManager } from '../upstream/index.js';
 import { ConfigPipeline } from './config-pipeline.js';
-import { createTlsSupport } from './tls-support.js';
+import { createTlsSupport, credentialKeysOf, credentialObjectsOf } from './tls-support.js';
 
 type ToWorker =
-  | { type: 'portway:snapshot'; wire: WireSnapshot; secrets: StoredObject[] }
+  | { type: 'portway:snapshot'; wire: WireSnapshot; credentials: StoredObject[] }
+  | { type: 'portway:credentials'; credentials: StoredObject[] }
   | { type: 'portway:drain'; durationMs: number };
 type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean } | { type: 'portway:hello' };
+
+/** The kinds a worker's store holds: what credentials are read from. */
+const CREDENTIAL_KINDS = new Set(['Secret', 'ConfigMap']);
+
+function credentialObjectId(o: StoredObject): string {
+  return objectKey(o.kind, o.metadata.namespace, o.metadata.name);
+}
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} [${cluster.isPrimary ? 'primary' : `worker ${process.pid}`}] ${line}\n`);
@@ -38,26 +47,29 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
   const pipeline = new ConfigPipeline(store, { namespace: options.namespace, labels: options.labels, portMap: options.portMap, bindAddress: options.bindAddress }, { log });
   const workers = new Set<Worker>();
   const applied = new Map<Worker, number>();
-  let latest: ToWorker | undefined;
+  let latest: Extract<ToWorker, { type: 'portway:snapshot' }> | undefined;
   let latestSnapshot: Snapshot | undefined;
+  let latestKeys = new Set<string>();
+  let sentCredentials = '';
 
-  const message = (snapshot: Snapshot): ToWorker => ({
-    type: 'portway:snapshot',
-    wire: snapshotToWire(snapshot),
-    // Workers build TLS contexts from these; only Secrets in the proxy's namespace exist here.
-    secrets: store.list('Secret', options.namespace),
-  });
   const broadcast = (snapshot: Snapshot) => {
     latestSnapshot = snapshot;
-    latest = message(snapshot);
+    latestKeys = credentialKeysOf(snapshot);
+    // Workers build TLS contexts from these (only the proxy's namespace is read here).
+    const credentials = credentialObjectsOf(store, latestKeys);
+    sentCredentials = JSON.stringify(credentials);
+    latest = { type: 'portway:snapshot', wire: snapshotToWire(snapshot), credentials };
     for (const w of workers) w.send(latest);
   };
   store.on('change', () => {
-    // A Secret change needs no new snapshot, but workers need the new bytes.
-    if (latestSnapshot) {
-      latest = message(latestSnapshot);
-      for (const w of workers) w.send(latest);
-    }
+    // A changed Secret or ConfigMap needs no new snapshot, but workers need the new bytes.
+    if (!latest) return;
+    const credentials = credentialObjectsOf(store, latestKeys);
+    const text = JSON.stringify(credentials);
+    if (text === sentCredentials) return;
+    sentCredentials = text;
+    latest = { ...latest, credentials };
+    for (const w of workers) w.send({ type: 'portway:credentials', credentials } satisfies ToWorker);
   });
   pipeline.on('snapshot', broadcast);
 
@@ -136,19 +148,28 @@ async function runWorker(options: ProxyOptions): Promise<number> {
   // Constructing an AggregatorRegistry is what makes a worker answer the primary's scrapes.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
-  const secrets = new ObjectStore();
-  const tls = createTlsSupport({ registry, store: secrets, namespace: options.namespace, log });
+  const credentialStore = new ObjectStore();
+  const tls = createTlsSupport({ registry, store: credentialStore, namespace: options.namespace, log });
   const clusterManager = new ClusterManager({ registry, tlsOptionsFor: tls.upstreamTlsOptions });
   const dataPlane = createDataPlane({ registry, clusterManager, accessLog: { format: options.accessLog }, secureServer: tls.secureServerFactory });
+  const replaceCredentials = (objects: StoredObject[]) => credentialStore.replaceWhere((o) => CREDENTIAL_KINDS.has(o.kind), objects);
   let applying = Promise.resolve();
   let drained!: () => void;
   const done = new Promise<void>((r) => (drained = r));
   process.on('message', (m: ToWorker) => {
-    if (m?.type === 'portway:snapshot') {
-      secrets.replaceWhere((o) => o.kind === 'Secret', m.secrets);
+    // Both kinds of message go through one queue, so objects never arrive out of order.
+    if (m?.type === 'portway:credentials') {
+      // The feeder reacts to the store's change: new handshakes use the new material.
+      applying = applying.then(() => replaceCredentials(m.credentials));
+    } else if (m?.type === 'portway:snapshot') {
       const snapshot = snapshotFromWire(m.wire);
       applying = applying.then(async () => {
+        // The new objects first, then the new keys, then the old objects go: a key the current
+        // snapshot still uses never looks deleted in between.
+        const incoming = new Set(m.credentials.map(credentialObjectId));
+        credentialStore.replaceWhere((o) => incoming.has(credentialObjectId(o)), m.credentials);
         tls.onSnapshot(snapshot);
+        replaceCredentials(m.credentials);
         const result = await dataPlane.apply(snapshot);
         for (const e of result.errors) log(`error: listener ${e.listener}: ${e.message}`);
         process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok } satisfies ToPrimary);

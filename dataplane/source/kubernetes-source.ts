@@ -1,5 +1,6 @@
 // The in-cluster source of the proxy: reflectors for what a gateway reads, feeding the
-// object store. Secrets are read only in the proxy's own namespace. The reflectors list and
+// object store. Secrets and ConfigMaps (CAs named by caCertCredentialName) are read only in
+// the proxy's own namespace, as its Role allows. The reflectors list and
 // watch over node:https (kube/list-watch.ts): @kubernetes/client-node is never loaded by the
 // proxy (it would cost about 80 MB of RSS).
 
@@ -65,7 +66,31 @@ export function gatewayWatchedKinds(namespace: string, bindable?: BindableGatewa
       slim: (pod) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels } }),
     },
     { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', namespace },
+    { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', namespace, slim: caConfigMap },
   ];
+}
+
+/** The ConfigMap keys a CA is read from (dataplane/tls/secret-formats.ts: caFromConfigMap). */
+const CA_CONFIG_MAP_KEYS = new Set(['ca.crt', 'cacert']);
+
+/**
+ * A ConfigMap as the store keeps it: only the CA keys keep their values; other keys stay as
+ * empty strings, so a ConfigMap without a CA is still reported with the keys it has, while
+ * unrelated ConfigMaps of the namespace (often large) cost next to no memory, and a change
+ * to their values is no change to the store (no rebuild, nothing sent to workers).
+ */
+export function caConfigMap(cm: StoredObject): StoredObject {
+  const only = (values: unknown) => {
+    if (values === null || typeof values !== 'object') return undefined;
+    return Object.fromEntries(Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, CA_CONFIG_MAP_KEYS.has(k) ? v : '']));
+  };
+  const o = cm as StoredObject & { data?: unknown; binaryData?: unknown };
+  const slim: StoredObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace } };
+  const data = only(o.data);
+  const binaryData = only(o.binaryData);
+  if (data) slim.data = data;
+  if (binaryData) slim.binaryData = binaryData;
+  return slim;
 }
 
 export interface KubernetesSourceOptions {

@@ -135,10 +135,10 @@ describe('operator render: properties of every rendering', () => {
     assert.notEqual(clusterScopedName('a-b', 'c'), clusterScopedName('a', 'b-c'));
   });
 
-  it('grants the gateway read access only: Secrets in its namespace, Istio config and endpoints cluster-wide', () => {
+  it('grants the gateway read access only: Secrets and ConfigMaps in its namespace, Istio config and endpoints cluster-wide', () => {
     const objects = renderGatewayObjects(gateway({}), options);
     const role = find<never>(objects, 'Role') as unknown as { rules: Array<{ resources: string[]; verbs: string[] }> };
-    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }]);
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['secrets', 'configmaps'], verbs: ['get', 'list', 'watch'] }]);
     const clusterRole = find<never>(objects, 'ClusterRole') as unknown as { rules: Array<{ resources: string[]; verbs: string[] }> };
     assert.deepEqual(clusterRole.rules.flatMap((r) => r.resources).sort(), ['destinationrules', 'endpointslices', 'gateways', 'pods', 'serviceentries', 'services', 'virtualservices']);
     for (const r of [...role.rules, ...clusterRole.rules]) assert.deepEqual(r.verbs, ['get', 'list', 'watch']);
