@@ -11,6 +11,7 @@ import { RequestInfo } from './http/request-info.js';
 import type { Upstreams } from './http/upstreams.js';
 import { resolveLimits, type ServeLimits } from './limits.js';
 import { StreamMetrics } from './l4/stream-metrics.js';
+import type { TcpProxyDeps } from './l4/tcp-proxy.js';
 import { ListenerManager, type ApplyResult, type SecureServerFactory } from './listener-manager.js';
 import { ProxyState } from './proxy-state.js';
 
@@ -72,13 +73,15 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     random: options.random,
     onError: options.onError,
   });
+  // TCP/TLS connections log to the same access log as HTTP requests (one line each at close).
+  const tcp: TcpProxyDeps = { upstreams: options.clusterManager, metrics: new StreamMetrics(options.registry), random: options.random ?? Math.random, accessLog };
   const listeners = new ListenerManager({
     handler,
     state,
     limits,
     series: (port, host, route) => metrics.series(port, host, route),
     secureServer: options.secureServer,
-    streams: { upstreams: options.clusterManager, metrics: new StreamMetrics(options.registry), random: options.random ?? Math.random },
+    streams: tcp,
     onClientError: (record, serving) => {
       const info = new RequestInfo('-', '-', 'HTTP/1.1', '', '', '-', record.remote, '-', serving.unmatchedSeries);
       info.status = record.status;

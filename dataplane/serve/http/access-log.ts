@@ -1,8 +1,8 @@
-// The access log: one line per request in Envoy's (Istio's) default text format, or as JSON
-// with Istio's key names. Lines are batched and written once per event-loop turn to a
-// stream that writes through libuv's thread pool (stdout as a pipe is synchronous on Linux
-// and would block the event loop); when the reader falls behind, lines are dropped and
-// counted, never queued without bound.
+// The access log: one line per request (and per TCP connection, l4/connection-log.ts) in
+// Envoy's (Istio's) default text format, or as JSON with Istio's key names. Lines are
+// batched and written once per event-loop turn to a stream that writes through libuv's
+// thread pool (stdout as a pipe is synchronous on Linux and would block the event loop);
+// when the reader falls behind, lines are dropped and counted, never queued without bound.
 
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -51,9 +51,10 @@ export function formatJsonLine(i: RequestInfo): string {
   return (
     JSON.stringify({
       start_time: new Date(i.startTime).toISOString(),
-      method: i.method,
-      path: i.path,
-      protocol: i.protocol,
+      // A TCP connection has none of these (Envoy renders an absent value as null).
+      method: nullIfDash(i.method),
+      path: nullIfDash(i.path),
+      protocol: nullIfDash(i.protocol),
       response_code: i.status,
       response_flags: i.flags || '-',
       response_code_details: i.details,

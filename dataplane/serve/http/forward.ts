@@ -11,7 +11,7 @@ import { util as undiciUtil, type Dispatcher } from 'undici';
 import { appendHeader, applyHeaderOperations, responseHeadersFromRaw, type HeaderMap } from './headers.js';
 import type { RequestBody } from './body.js';
 import { sendLocalReply, type LocalReply } from './local-reply.js';
-import type { RequestInfo } from './request-info.js';
+import { transportFailureReason, type RequestInfo } from './request-info.js';
 import { isRetriableFailure, isRetriableResponse, retryBackoff } from './retry-policy.js';
 import type { ServingDestination, ServingRoute } from './serving-table.js';
 import { classifyUpstreamError, leaseFailureReply, type Lease, type LeaseContext, type LeaseOutcome, type RetryPermit, type Upstreams } from './upstreams.js';
@@ -475,11 +475,4 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.lease.done(outcome);
   }
-}
-
-/** %UPSTREAM_TRANSPORT_FAILURE_REASON%: the socket error, as one token. */
-function transportFailureReason(err: Error): string {
-  const code = (err as { code?: unknown }).code;
-  const text = typeof code === 'string' ? `${code}:${err.message}` : err.message;
-  return text.replace(/[\s"]+/g, '_');
 }

@@ -64,9 +64,11 @@ export class RequestInfo {
     readonly downstreamRemote: string,
     readonly serverName: string,
     series: RequestSeries,
+    /** When it started, if before now (a TCP connection: when it was accepted). */
+    started?: { readonly time: number; readonly mark: number },
   ) {
-    this.startTime = Date.now();
-    this.startMark = performance.now();
+    this.startTime = started?.time ?? Date.now();
+    this.startMark = started?.mark ?? performance.now();
     this.series = series;
   }
 
@@ -78,4 +80,11 @@ export class RequestInfo {
   hasFlag(flag: ResponseFlag): boolean {
     return this.flags !== '' && this.flags.split(',').includes(flag);
   }
+}
+
+/** %UPSTREAM_TRANSPORT_FAILURE_REASON%: a socket error as one token ("CODE:message", blanks and quotes as "_"). */
+export function transportFailureReason(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = (err as Error | null)?.message ?? String(err);
+  return (typeof code === 'string' ? `${code}:${message}` : message).replace(/[\s"]+/g, '_');
 }

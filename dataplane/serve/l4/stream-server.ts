@@ -28,6 +28,7 @@ import { assignFilterChain, type ServingChain, type ServingListener } from '../h
 import { createGatewayHttp2, type GatewayHttp2 } from './http2-server.js';
 import { compileTcpRoutes, compileTlsRoutes, selectL4Route, type CompiledL4Route } from './l4-routes.js';
 import type { StreamMetrics, TlsFailureReason } from './stream-metrics.js';
+import { connectionInfo, connectionStart, finishConnectionInfo, type ConnectionStart } from './connection-log.js';
 import { startHandshake } from './tls-handoff.js';
 import { proxyTcp, type TcpProxyDeps } from './tcp-proxy.js';
 
@@ -111,6 +112,7 @@ export class StreamServer {
   }
 
   private onConnection(raw: Socket): void {
+    const started = connectionStart();
     const listener = this.name;
     this.deps.metrics.connectionOpened(listener);
     raw.once('close', () => this.deps.metrics.connectionClosed(listener));
@@ -121,13 +123,13 @@ export class StreamServer {
       const table = this.tableFor(serving);
       if (!table.tls) {
         raw.pause();
-        this.proxy(raw, table.tcpRoutes, serving, undefined, undefined);
+        this.proxy(raw, table.tcpRoutes, serving, undefined, undefined, started);
         return;
       }
       raw.setTimeout(CLIENT_HELLO_TIMEOUT, () => raw.destroy());
       void readClientHello(raw).then((peeked) => {
         try {
-          this.onClientHello(raw, peeked);
+          this.onClientHello(raw, peeked, started);
         } catch (err) {
           this.bug(raw, err);
         }
@@ -137,7 +139,7 @@ export class StreamServer {
     }
   }
 
-  private onClientHello(raw: Socket, peeked: PeekedClientHello | Error): void {
+  private onClientHello(raw: Socket, peeked: PeekedClientHello | Error, started: ConnectionStart): void {
     raw.setTimeout(0);
     const listener = this.name;
     if (peeked instanceof Error) {
@@ -157,7 +159,7 @@ export class StreamServer {
     const { chain, plan } = selected;
     switch (plan.kind) {
       case 'passthrough':
-        this.proxy(raw, plan.routes, serving, sni, peeked.buffered);
+        this.proxy(raw, plan.routes, serving, sni, peeked.buffered, started);
         return;
       case 'unserved':
         this.fail(raw, 'no_certificate');
@@ -178,7 +180,7 @@ export class StreamServer {
           secure: (socket) => {
             outcome = true;
             try {
-              this.onSecure(socket, chain, plan, serving, sni);
+              this.onSecure(socket, chain, plan, serving, sni, started);
             } catch (err) {
               this.bug(socket, err);
             }
@@ -194,7 +196,7 @@ export class StreamServer {
     }
   }
 
-  private onSecure(socket: TLSSocket, chain: ServingChain, plan: Extract<ChainPlan, { kind: 'http' | 'tcp' }>, serving: ServingListener, sni: string | undefined): void {
+  private onSecure(socket: TLSSocket, chain: ServingChain, plan: Extract<ChainPlan, { kind: 'http' | 'tcp' }>, serving: ServingListener, sni: string | undefined, started: ConnectionStart): void {
     const refused = plan.terminator.verifyPeer(socket);
     if (refused !== null) {
       this.fail(socket, 'client_certificate');
@@ -202,7 +204,7 @@ export class StreamServer {
     }
     if (plan.kind === 'tcp') {
       socket.pause();
-      this.proxy(socket, plan.routes, serving, sni, undefined);
+      this.proxy(socket, plan.routes, serving, sni, undefined, started);
       return;
     }
     // Requests on this connection use the chain its handshake was made with (421 for other hosts).
@@ -216,14 +218,21 @@ export class StreamServer {
     this.deps.http1.emit('connection', socket);
   }
 
-  private proxy(downstream: Socket, routes: CompiledL4Route[], serving: ServingListener, sni: string | undefined, replay: Buffer | undefined): void {
+  private proxy(downstream: Socket, routes: CompiledL4Route[], serving: ServingListener, sni: string | undefined, replay: Buffer | undefined, started: ConnectionStart): void {
+    const accessLog = this.deps.tcp.accessLog;
+    const info = accessLog !== undefined && accessLog.enabled ? connectionInfo(downstream, sni, started) : undefined;
     const route = selectL4Route(routes, { gatewayPort: serving.listener.gatewayPort, localAddress: downstream.localAddress, sni });
     if (route === undefined) {
       this.deps.metrics.noRouteFor(serving.listener.name);
+      if (info !== undefined) {
+        info.addFlag('NR');
+        info.details = 'filter_chain_not_found';
+        accessLog!.log(finishConnectionInfo(info));
+      }
       downstream.destroy();
       return;
     }
-    proxyTcp(this.deps.tcp, { listener: serving.listener.name, downstream, route, replay });
+    proxyTcp(this.deps.tcp, { listener: serving.listener.name, downstream, route, replay, info });
   }
 
   private fail(socket: Socket, reason: TlsFailureReason): void {

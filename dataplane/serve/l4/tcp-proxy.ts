@@ -3,12 +3,16 @@
 // upstream connection picked by a tcp/tls route. Bytes flow both ways through pipe()
 // (backpressure: a slow reader pauses the other side), a FIN on one side half-closes the
 // other, an error or reset on either side closes both, and a connection idle in both
-// directions for connectionPool.tcp.idleTimeout (default 1 h, 0 = never) is closed.
+// directions for connectionPool.tcp.idleTimeout (default 1 h, 0 = never) is closed. With an
+// access log, each connection gets one line when the downstream closes (connection-log.ts).
 
 import type { Socket } from 'node:net';
 import { connectTcp, tcpConnectOptions } from '../../upstream/tcp.js';
+import type { AccessLog } from '../http/access-log.js';
 import type { Lease, Upstreams } from '../http/upstreams.js';
 import { clientAddress } from '../http/headers.js';
+import { transportFailureReason, type RequestInfo } from '../http/request-info.js';
+import { finishConnectionInfo } from './connection-log.js';
 import { pickL4Destination, type CompiledL4Route } from './l4-routes.js';
 import type { StreamMetrics } from './stream-metrics.js';
 
@@ -24,6 +28,8 @@ export interface TcpProxyDeps {
   connect?: (lease: Lease, signal: AbortSignal) => Promise<Socket>;
   /** The idle timeout of a lease's cluster (default: connectionPool.tcp.idleTimeout via the upstream layer). */
   idleTimeoutOf?: (lease: Lease) => number | undefined;
+  /** One line per connection at close (the `--access-log` of HTTP requests). */
+  accessLog?: AccessLog;
 }
 
 export interface TcpProxyInput {
@@ -34,15 +40,26 @@ export interface TcpProxyInput {
   route: CompiledL4Route;
   /** Bytes already read from the downstream (a peeked ClientHello): sent upstream first. */
   replay?: Buffer;
+  /** The connection's access-log record (when the log is on): completed and logged at close. */
+  info?: RequestInfo;
 }
 
 export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
-  const { downstream, route, listener } = input;
+  const { downstream, route, listener, info } = input;
+  const accessLog = deps.accessLog;
+  if (info !== undefined && accessLog !== undefined && accessLog.enabled) {
+    downstream.once('close', () => accessLog.log(finishConnectionInfo(info)));
+  }
   const destination = pickL4Destination(route, deps.random());
   if (destination === undefined) {
     deps.metrics.noRouteFor(listener);
+    info?.addFlag('NR');
     downstream.destroy();
     return;
+  }
+  if (info !== undefined) {
+    info.upstreamCluster = destination.cluster;
+    info.routeName = route.name;
   }
   const lease = deps.upstreams.lease(destination.cluster, {
     headers: {},
@@ -50,9 +67,12 @@ export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
     sourcePort: downstream.remotePort,
   });
   if (!lease.ok) {
+    // Envoy's flags: a cluster it does not know is NC; no healthy host UH; a circuit breaker UO.
+    info?.addFlag(lease.flag === 'NR' ? 'NC' : lease.flag);
     downstream.destroy();
     return;
   }
+  if (info !== undefined) info.upstreamHost = lease.endpointKey;
   let settled = false;
   const settle = (outcome: Parameters<Lease['done']>[0]) => {
     if (settled) return;
@@ -61,7 +81,10 @@ export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
   };
   // The client may leave while the upstream connection is being made.
   const abort = new AbortController();
-  const onEarlyClose = () => abort.abort(new Error('downstream closed before the upstream connected'));
+  const onEarlyClose = () => {
+    info?.addFlag('DC');
+    abort.abort(new Error('downstream closed before the upstream connected'));
+  };
   downstream.once('close', onEarlyClose);
   downstream.on('error', () => downstream.destroy());
 
@@ -76,8 +99,12 @@ export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
       }
       join(deps, input, destination.cluster, lease, upstream, settle);
     },
-    () => {
+    (err: unknown) => {
       downstream.off('close', onEarlyClose);
+      if (!abort.signal.aborted && info !== undefined) {
+        info.addFlag('UF');
+        info.transportFailure = transportFailureReason(err);
+      }
       settle(abort.signal.aborted ? { error: 'other' } : { error: 'connect-failure' });
       downstream.destroy();
     },
@@ -129,10 +156,23 @@ function join(
     upstream.setTimeout(idle, closeBoth);
   }
 
-  downstream.on('data', (chunk: Buffer) => series.rx.inc(chunk.length));
-  upstream.on('data', (chunk: Buffer) => series.tx.inc(chunk.length));
+  const info = input.info;
+  if (info === undefined) {
+    downstream.on('data', (chunk: Buffer) => series.rx.inc(chunk.length));
+    upstream.on('data', (chunk: Buffer) => series.tx.inc(chunk.length));
+  } else {
+    downstream.on('data', (chunk: Buffer) => {
+      series.rx.inc(chunk.length);
+      info.bytesReceived += chunk.length;
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      series.tx.inc(chunk.length);
+      info.bytesSent += chunk.length;
+    });
+  }
   if (input.replay !== undefined && input.replay.length > 0) {
     series.rx.inc(input.replay.length);
+    if (info !== undefined) info.bytesReceived += input.replay.length;
     upstream.write(input.replay);
   }
   downstream.pipe(upstream);

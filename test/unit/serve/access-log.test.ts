@@ -38,6 +38,20 @@ describe('serve: access log', () => {
     i.status = 404;
     assert.match(formatTextLine(i), /" 404 - - - "-" 0 0 0 - "-" "-" "-" "-" "-" - - 1\.1\.1\.1:80 2\.2\.2\.2:1 - -\n$/);
   });
+  it('a TCP connection: the HTTP fields are "-", as Istio renders a tcp_proxy line', () => {
+    const i = new RequestInfo('-', '-', '-', '', '', '10.0.0.2:27017', '10.0.0.9:40000', '-', NO_SERIES, { time: Date.UTC(2024, 0, 2, 3, 4, 5, 0), mark: 0 });
+    i.bytesReceived = 8;
+    i.bytesSent = 30;
+    i.duration = 12;
+    i.upstreamHost = '10.1.1.1:5555';
+    i.upstreamCluster = 'outbound|5555||mongo.prod.svc.cluster.local';
+    assert.equal(
+      formatTextLine(i),
+      '[2024-01-02T03:04:05.000Z] "- - -" 0 - - - "-" 8 30 12 - "-" "-" "-" "-" "10.1.1.1:5555" outbound|5555||mongo.prod.svc.cluster.local - 10.0.0.2:27017 10.0.0.9:40000 - -\n',
+    );
+    const j = JSON.parse(formatJsonLine(i));
+    assert.deepEqual([j.method, j.path, j.protocol, j.response_code, j.bytes_received, j.bytes_sent], [null, null, null, 0, 8, 30]);
+  });
   it("writes JSON with Istio's keys", () => {
     const j = JSON.parse(formatJsonLine(sampleInfo()));
     assert.equal(j.response_code, 503);
