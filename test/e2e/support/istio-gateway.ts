@@ -96,9 +96,10 @@ export interface GatewayProxies {
 
 /**
  * One `portway proxy` per Running gateway pod (`count` of them), bound to the pod's IP, with the
- * pod's labels, as the ServiceAccount istio-ingressgateway (the rendered RBAC).
+ * pod's labels, as the ServiceAccount istio-ingressgateway (the rendered RBAC). `extraArgs[i]`
+ * is added to the i-th proxy's flags (e.g. `--concurrency 2` for one of them).
  */
-export async function startGatewayProxies(env: NamespaceContext, count: number, workDir: string, args: string[] = ['--access-log', 'off']): Promise<GatewayProxies> {
+export async function startGatewayProxies(env: NamespaceContext, count: number, workDir: string, args: string[] = ['--access-log', 'off'], extraArgs: string[][] = []): Promise<GatewayProxies> {
   const sa = await serviceAccountCredentials(env.cluster, env.namespace, 'istio-ingressgateway');
   const pods = await runningPods(env.cluster, env.namespace, 'istio=ingressgateway', count);
   const proxies: ProxyProcess[] = [];
@@ -106,7 +107,7 @@ export async function startGatewayProxies(env: NamespaceContext, count: number, 
     const labelsFile = join(workDir, `labels-${pod.name}-${i}`);
     writeFileSync(labelsFile, Object.entries(pod.labels).map(([k, v]) => `${k}="${v}"`).join('\n'));
     proxies.push(
-      await startProxyProcessAt(pod.ip, ['--labels-file', labelsFile, ...args], {
+      await startProxyProcessAt(pod.ip, ['--labels-file', labelsFile, ...args, ...(extraArgs[i] ?? [])], {
         KUBECONFIG: sa.kubeconfigPath,
         POD_NAMESPACE: env.namespace,
         POD_NAME: pod.name,
