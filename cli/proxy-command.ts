@@ -2,6 +2,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { PATH_NORMALIZATIONS, type PathNormalization } from '../dataplane/serve/http/path-normalization.js';
+import type { HeadersWithUnderscores, ServeLimits } from '../dataplane/serve/limits.js';
 import { parseDuration } from '../dataplane/translate/durations.js';
 
 export const PROXY_USAGE = `Usage: portway proxy [options]
@@ -19,7 +21,19 @@ export const PROXY_USAGE = `Usage: portway proxy [options]
   --admin-port 15000          config dump (/config_dump), bound to 127.0.0.1
   --drain-duration 5s         how long to keep serving after SIGTERM
   --concurrency N             worker processes (default 1)
-  --access-log text|json|off  access log format on stdout (default text)`;
+  --access-log text|json|off  access log format on stdout (default text): one line per HTTP request
+                              and per TCP/TLS connection
+  --num-trusted-proxies N     proxies in front of the gateway (Istio gatewayTopology.numTrustedProxies;
+                              default $PORTWAY_NUM_TRUSTED_PROXIES or 0 = the gateway is the edge):
+                              the client address is the Nth X-Forwarded-For entry from the right
+                              (x-envoy-external-address, access log, source-IP hashing) and their
+                              X-Forwarded-Proto is kept (httpsRedirect behind a TLS load balancer);
+                              with 0, X-Forwarded-Proto is the listener's scheme
+  --path-normalization MODE   NONE|BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES (Istio
+                              meshConfig.pathNormalization; default BASE: RFC 3986 dot segments and
+                              encoded unreserved characters, %2F kept), before routing
+  --headers-with-underscores allow|drop|reject
+                              request headers whose names contain "_" (default allow, as Istio)`;
 
 export interface ProxyOptions {
   configPaths: string[];
@@ -35,6 +49,14 @@ export interface ProxyOptions {
   drainDurationMs: number;
   concurrency: number;
   accessLog: 'text' | 'json' | 'off';
+  numTrustedProxies: number;
+  pathNormalization: PathNormalization;
+  headersWithUnderscores: HeadersWithUnderscores;
+}
+
+/** The HTTP connection settings of the data plane that come from the command line. */
+export function serveSettings(options: ProxyOptions): Partial<ServeLimits> {
+  return { numTrustedProxies: options.numTrustedProxies, pathNormalization: options.pathNormalization, headersWithUnderscores: options.headersWithUnderscores };
 }
 
 export function parseLabels(text: string): Record<string, string> {
@@ -74,6 +96,9 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       'drain-duration': { type: 'string' },
       concurrency: { type: 'string' },
       'access-log': { type: 'string' },
+      'num-trusted-proxies': { type: 'string' },
+      'path-normalization': { type: 'string' },
+      'headers-with-underscores': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -97,6 +122,16 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error('--concurrency: expected a whole number from 1 to 64');
   const accessLog = (values['access-log'] ?? 'text') as ProxyOptions['accessLog'];
   if (!['text', 'json', 'off'].includes(accessLog)) throw new Error('--access-log: expected text, json or off');
+  const trustedText = values['num-trusted-proxies'] ?? env.PORTWAY_NUM_TRUSTED_PROXIES ?? '0';
+  const numTrustedProxies = Number(trustedText);
+  if (trustedText.trim() === '' || !Number.isInteger(numTrustedProxies) || numTrustedProxies < 0 || numTrustedProxies > 64) {
+    throw new Error(`--num-trusted-proxies: expected a whole number from 0 to 64, got ${JSON.stringify(trustedText)}`);
+  }
+  const pathNormalization = (values['path-normalization'] ?? 'BASE').toUpperCase() as PathNormalization;
+  if (!PATH_NORMALIZATIONS.includes(pathNormalization)) throw new Error(`--path-normalization: expected one of ${PATH_NORMALIZATIONS.join(', ')}`);
+  const underscores = values['headers-with-underscores'] ?? 'allow';
+  const headersWithUnderscores = Object.hasOwn(UNDERSCORE_ACTIONS, underscores) ? UNDERSCORE_ACTIONS[underscores] : undefined;
+  if (headersWithUnderscores === undefined) throw new Error('--headers-with-underscores: expected allow, drop or reject');
   return {
     configPaths,
     source,
@@ -111,8 +146,13 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     drainDurationMs: drain,
     concurrency,
     accessLog,
+    numTrustedProxies,
+    pathNormalization,
+    headersWithUnderscores,
   };
 }
+
+const UNDERSCORE_ACTIONS: Record<string, HeadersWithUnderscores | undefined> = { allow: 'ALLOW', drop: 'DROP_HEADER', reject: 'REJECT_REQUEST' };
 
 export class HelpRequested extends Error {}
 

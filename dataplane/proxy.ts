@@ -3,7 +3,7 @@
 // and the config dump. SIGTERM drains and exits.
 
 import { Registry } from 'prom-client';
-import type { ProxyOptions } from '../cli/proxy-command.js';
+import { serveSettings, type ProxyOptions } from '../cli/proxy-command.js';
 import { startAdminServers, type AdminServers } from './admin/index.js';
 import { ConfigPipeline } from './runtime/config-pipeline.js';
 import { createDataPlane, type DataPlane } from './serve/data-plane.js';
@@ -40,6 +40,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     clusterManager,
     accessLog: { format: options.accessLog },
     secureServer: tls.secureServerFactory,
+    limits: serveSettings(options),
   });
   const pipeline = new ConfigPipeline(store, {
     namespace: options.namespace,

@@ -6,7 +6,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Registry } from 'prom-client';
-import type { ProxyOptions } from '../../cli/proxy-command.js';
+import { serveSettings, type ProxyOptions } from '../../cli/proxy-command.js';
 import { objectKey, type StoredObject } from '../config/resources.js';
 import { startAdminServers } from '../admin/index.js';
 import { ProxyState } from '../serve/proxy-state.js';
@@ -151,7 +151,7 @@ async function runWorker(options: ProxyOptions): Promise<number> {
   const credentialStore = new ObjectStore();
   const tls = createTlsSupport({ registry, store: credentialStore, namespace: options.namespace, log });
   const clusterManager = new ClusterManager({ registry, tlsOptionsFor: tls.upstreamTlsOptions });
-  const dataPlane = createDataPlane({ registry, clusterManager, accessLog: { format: options.accessLog }, secureServer: tls.secureServerFactory });
+  const dataPlane = createDataPlane({ registry, clusterManager, accessLog: { format: options.accessLog }, secureServer: tls.secureServerFactory, limits: serveSettings(options) });
   const replaceCredentials = (objects: StoredObject[]) => credentialStore.replaceWhere((o) => CREDENTIAL_KINDS.has(o.kind), objects);
   let applying = Promise.resolve();
   let drained!: () => void;

@@ -1,5 +1,10 @@
 // Downstream HTTP limits (HARDENING.md): every value is explicit here, with the reference
-// default it follows, so the proxy never runs on a library default by accident.
+// default it follows, so the proxy never runs on a library default by accident. The last
+// three are the HTTP connection manager settings Istio derives from mesh and proxy config.
+
+import type { PathNormalization } from './http/path-normalization.js';
+
+export type HeadersWithUnderscores = 'ALLOW' | 'DROP_HEADER' | 'REJECT_REQUEST';
 
 export interface ServeLimits {
   /** Request line + headers, bytes; past it Node answers 431 (Envoy: 60 KiB). */
@@ -26,6 +31,15 @@ export interface ServeLimits {
   listenerDrainTimeout: number;
   /** Send `x-envoy-attempt-count` upstream (Envoy's include_request_attempt_count). */
   attemptCountHeader: boolean;
+  /** meshConfig.pathNormalization: how the path is normalized before routing (Istio: BASE). */
+  pathNormalization: PathNormalization;
+  /** Envoy's headers_with_underscores_action; Istio leaves Envoy's default, ALLOW. */
+  headersWithUnderscores: HeadersWithUnderscores;
+  /**
+   * gatewayTopology.numTrustedProxies (Envoy xff_num_trusted_hops): proxies in front of the
+   * gateway whose X-Forwarded-For entries and X-Forwarded-Proto are believed; 0 = the edge.
+   */
+  numTrustedProxies: number;
 }
 
 export const DEFAULT_LIMITS: ServeLimits = {
@@ -41,12 +55,18 @@ export const DEFAULT_LIMITS: ServeLimits = {
   retryBackoffBase: 25,
   listenerDrainTimeout: 30_000,
   attemptCountHeader: false,
+  pathNormalization: 'BASE',
+  headersWithUnderscores: 'ALLOW',
+  numTrustedProxies: 0,
 };
 
 export function resolveLimits(overrides: Partial<ServeLimits> | undefined): ServeLimits {
   const limits = { ...DEFAULT_LIMITS, ...overrides };
   if (limits.requestTimeout > 0 && limits.headersTimeout >= limits.requestTimeout) {
     throw new Error(`headersTimeout (${limits.headersTimeout} ms) must be below requestTimeout (${limits.requestTimeout} ms)`);
+  }
+  if (!Number.isInteger(limits.numTrustedProxies) || limits.numTrustedProxies < 0) {
+    throw new Error(`numTrustedProxies must be a whole number ≥ 0, got ${limits.numTrustedProxies}`);
   }
   return limits;
 }

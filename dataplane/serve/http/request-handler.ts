@@ -2,8 +2,10 @@
 // table once (the snapshot the request started with is the one it finishes with), picks the
 // filter chain, virtual host and route, answers what the gateway answers itself (httpsRedirect,
 // CORS preflight, fault abort, redirect, direct response, 404) and hands the rest to the
-// forwarder or, for an Upgrade, to the tunnel. Every path is wrapped: a request never crashes
-// the proxy, it gets a 500 and a log line.
+// forwarder or, for an Upgrade, to the tunnel. Before routing, the path is normalized
+// (path-normalization.ts), headers with underscores are handled as configured, and the client
+// address and scheme are worked out from the trusted hops (forwarded-headers.ts). Every path
+// is wrapped: a request never crashes the proxy, it gets a 500 and a log line.
 
 import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
@@ -16,9 +18,11 @@ import type { AccessLog } from './access-log.js';
 import { bodyKind, countStreamedBytes, noBody, readBody, type RequestBody } from './body.js';
 import { addCorsResponseHeaders, isPreflight, originAllowed, preflightHeaders } from './cors.js';
 import { forward, type ForwardDeps } from './forward.js';
+import { trustedClientAddress, trustedForwardedProto } from './forwarded-headers.js';
 import { applyHeaderOperations, clientAddress, forwardableRequestHeaders, hostWithoutPort, socketAddress, type HeaderMap } from './headers.js';
 import { sendLocalReply, type LocalReply } from './local-reply.js';
 import { sendMirror } from './mirror.js';
+import { normalizePath } from './path-normalization.js';
 import { httpsRedirectLocation, redirectLocation } from './redirect.js';
 import { RequestInfo } from './request-info.js';
 import { rewritePath } from './rewrite.js';
@@ -74,7 +78,14 @@ interface Exchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly info: RequestInfo;
+  /** The trusted client address (the peer, or an X-Forwarded-For entry with trusted hops). */
   readonly sourceIp: string;
+  /** The request's scheme: the listener's, or a trusted X-Forwarded-Proto. */
+  readonly scheme: string;
+  /** The X-Forwarded-Proto sent upstream. */
+  readonly forwardedProto: string;
+  /** Set when the request is refused before routing (bad path, header with an underscore). */
+  readonly refused: LocalReply | undefined;
   /** Set for Upgrade requests. */
   readonly upgrade: { socket: Duplex; head: Buffer; done: () => void } | undefined;
   /** The forwarder's part of the response's 'close' (one listener per request serves both). */
@@ -170,7 +181,9 @@ export class HttpRequestHandler {
 
   private begin(serving: ServingListener, req: IncomingMessage, res: ServerResponse, upgrade: Exchange['upgrade']): Exchange {
     const socket = req.socket;
+    const limits = this.deps.limits;
     let path = req.url ?? '/';
+    let refused: LocalReply | undefined;
     // HTTP/2 (through node's compatibility API) carries the authority as :authority.
     let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
     if (path.charCodeAt(0) !== 47 /* '/' */ && (path.startsWith('http://') || path.startsWith('https://'))) {
@@ -183,8 +196,35 @@ export class HttpRequestHandler {
         // left as is: no route will match it
       }
     }
+    if (limits.pathNormalization !== 'NONE') {
+      const normalized = normalizePath(path, limits.pathNormalization);
+      if (normalized === null) refused = { status: 400, details: 'path_normalization_failed', body: 'Bad Request' };
+      else path = normalized;
+    }
+    if (limits.headersWithUnderscores !== 'ALLOW') refused ??= underscoreHeaders(req, limits.headersWithUnderscores === 'REJECT_REQUEST');
     const sni = (socket as TLSSocket).servername;
     const addresses = addressesOf(socket);
+    const xff = req.headers['x-forwarded-for'];
+    let sourceIp = addresses.sourceIp;
+    let remote = addresses.remote;
+    let scheme: string = serving.scheme;
+    let forwardedProto: string = serving.scheme;
+    const trustedHops = limits.numTrustedProxies;
+    if (trustedHops > 0) {
+      // Envoy with use_remote_address and xff_num_trusted_hops N: the client is the Nth entry
+      // from the right of the X-Forwarded-For received (the peer when there are fewer), and the
+      // X-Forwarded-Proto of the load balancer is kept.
+      const trusted = xff === undefined ? undefined : trustedClientAddress(xff, trustedHops);
+      if (trusted !== undefined) {
+        sourceIp = trusted;
+        remote = socketAddress(trusted, 0);
+      }
+      const xfp = trustedForwardedProto(req.headers['x-forwarded-proto']);
+      if (xfp !== undefined) {
+        forwardedProto = xfp.value;
+        scheme = xfp.scheme;
+      }
+    }
     const version = req.httpVersion;
     const info = new RequestInfo(
       req.method ?? 'GET',
@@ -193,16 +233,16 @@ export class HttpRequestHandler {
       authority,
       req.headers['user-agent'] ?? '',
       addresses.local,
-      addresses.remote,
+      remote,
       typeof sni === 'string' && sni !== '' ? sni : '-',
       serving.unmatchedSeries,
     );
-    const sourceIp = addresses.sourceIp;
-    const xff = req.headers['x-forwarded-for'];
-    info.forwardedFor = xff ? `${xff}, ${sourceIp}` : sourceIp;
+    // The peer is appended whatever the trusted hops (Envoy's use_remote_address).
+    const peer = addresses.sourceIp;
+    info.forwardedFor = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer;
     const rid = req.headers['x-request-id'];
     info.requestId = typeof rid === 'string' && rid !== '' ? rid : randomUUID();
-    return { serving, req, res, info, sourceIp, upgrade, onClose: undefined };
+    return { serving, req, res, info, sourceIp, scheme, forwardedProto, refused, upgrade, onClose: undefined };
   }
 
   private route(ex: Exchange): void {
@@ -212,12 +252,19 @@ export class HttpRequestHandler {
       sendLocalReply(res, info, { status: 431, flag: 'DPE', details: 'http1.too_many_headers', body: 'too many headers' });
       return;
     }
+    if (ex.refused !== undefined) {
+      res.shouldKeepAlive = false;
+      sendLocalReply(res, info, ex.refused);
+      return;
+    }
     const chain: ServingChain | undefined = selectChain(serving, info.serverName === '-' ? undefined : info.serverName, req.socket);
     if (chain === undefined) {
       sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'filter_chain_not_found' });
       return;
     }
-    if (chain.httpsRedirect) {
+    // Envoy's require_tls reads X-Forwarded-Proto: behind a trusted TLS-terminating load
+    // balancer (numTrustedProxies) a request that arrived over https is not redirected again.
+    if (chain.httpsRedirect && ex.scheme !== 'https') {
       sendLocalReply(res, info, { status: 301, details: 'https_redirect', headers: { location: httpsRedirectLocation(info.authority, info.path) } });
       return;
     }
@@ -234,11 +281,11 @@ export class HttpRequestHandler {
     }
     info.virtualHost = vh.name;
     info.series = vh.unmatchedSeries;
-    if (vh.httpsRedirect) {
+    if (vh.httpsRedirect && ex.scheme !== 'https') {
       sendLocalReply(res, info, { status: 301, details: 'https_redirect', headers: { location: httpsRedirectLocation(info.authority, info.path) } });
       return;
     }
-    const view = new RequestView(info.method, info.path, info.authority, host, serving.scheme, req.headers, serving.listener.gatewayPort);
+    const view = new RequestView(info.method, info.path, info.authority, host, ex.scheme, req.headers, serving.listener.gatewayPort);
     const route = selectRoute(vh, view);
     if (route === undefined) {
       sendLocalReply(res, info, { status: 404, flag: 'NR', details: 'route_not_found' });
@@ -302,7 +349,7 @@ export class HttpRequestHandler {
         sendLocalReply(res, info, {
           status: action.code,
           details: 'direct_response',
-          headers: { location: redirectLocation(action, serving.scheme, info.authority, info.path, serving.listener.gatewayPort) },
+          headers: { location: redirectLocation(action, ex.scheme, info.authority, info.path, serving.listener.gatewayPort) },
           decorate,
         });
         return;
@@ -326,7 +373,10 @@ export class HttpRequestHandler {
     }
     const headers = forwardableRequestHeaders(req.headers);
     headers['x-forwarded-for'] = info.forwardedFor;
-    headers['x-forwarded-proto'] = serving.scheme;
+    headers['x-forwarded-proto'] = ex.forwardedProto;
+    // Every request is external to the gateway (Envoy ≥ 1.33 with Istio's default: no internal
+    // address ranges): upstreams get the trusted client address here.
+    headers['x-envoy-external-address'] = ex.sourceIp;
     headers['x-request-id'] = info.requestId;
     let path = info.path;
     const rewrite = route.route.rewrite;
@@ -449,6 +499,21 @@ export class HttpRequestHandler {
       res.destroy();
     }
   }
+}
+
+/**
+ * Envoy's headers_with_underscores_action for a request whose header names contain "_":
+ * REJECT_REQUEST answers 400; DROP_HEADER removes them before routing and forwarding.
+ */
+function underscoreHeaders(req: IncomingMessage, reject: boolean): LocalReply | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (!name.includes('_')) continue;
+    if (reject) return { status: 400, details: `http${req.httpVersionMajor === 2 ? 2 : 1}.unexpected_underscore`, body: 'Bad Request' };
+    delete req.headers[name.toLowerCase()];
+  }
+  return undefined;
 }
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
