@@ -20,15 +20,15 @@
 //     SIMPLE chains with default versions and ciphers.
 // ALPN is the serving code's choice (ALPNProtocols in serverOptions, or on the shared server).
 
-import { createHash, randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type { DownstreamTls, DownstreamTlsMode } from '../snapshot/types.js';
 import { errorText } from './certificate-material.js';
 import { compileClientCertChecks, verifyDownstreamPeer, type PeerCertificateCheck } from './client-cert-checks.js';
 import { describeCredentialKey, type CredentialStore, type StoredCredential } from './credential-store.js';
+import { sessionIdContextFor, sessionTicketKeys } from './session-tickets.js';
 
 export interface SessionSettings {
-  /** Distinct per chain, so a session made on a SIMPLE chain is not resumed on a MUTUAL one. */
+  /** Distinct per chain and admission policy, so a session made on a SIMPLE chain is not resumed on a MUTUAL one. */
   sessionIdContext: string;
   /** 48 bytes; the same for every context of a chain so tickets survive rotation. */
   ticketKeys?: Buffer;
@@ -113,7 +113,7 @@ export interface DownstreamTlsChainOptions {
   serverNames: readonly string[];
   policy: DownstreamTls;
   store: CredentialStore;
-  /** 48 bytes; random per chain when unset. Pass the same bytes to every proxy replica to share tickets. */
+  /** 48 bytes; the proxy's shared keys (session-tickets.ts) when unset. */
   ticketKeys?: Buffer;
   /** Extra settings for handshakeServer(): ALPNProtocols, handshakeTimeout, … */
   serverOptions?: tls.TlsOptions;
@@ -146,8 +146,8 @@ export class DownstreamTlsChain {
     this.store = options.store;
     this.serverOptions = options.serverOptions ?? {};
     this.session = {
-      sessionIdContext: createHash('sha256').update(`portway:${options.name}`).digest('hex').slice(0, 32),
-      ticketKeys: options.ticketKeys ?? randomBytes(48),
+      sessionIdContext: sessionIdContextFor(options.name, options.policy),
+      ticketKeys: options.ticketKeys ?? sessionTicketKeys(),
     };
     this.checks = compileClientCertChecks(options.policy);
   }

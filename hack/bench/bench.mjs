@@ -14,6 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { istioYaml, nginxBackendConf, nginxProxyConf } from './configs.mjs';
+import { parseWrk } from './harness.mjs';
+
+export { parseWrk };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -316,33 +319,6 @@ function cpuStat() {
 }
 
 // ---------------------------------------------------------------- wrk
-
-function toMs(value, unit) {
-  const n = Number(value);
-  return unit === 'us' ? n / 1000 : unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60000 : NaN;
-}
-
-export function parseWrk(text) {
-  const pct = (p) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
-    return m ? toMs(m[1], m[2]) : null;
-  };
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-  if (!rps) throw new Error(`could not parse wrk output: ${tail(text, 6)}`);
-  return {
-    rps: Number(rps[1]),
-    p50Ms: pct(50),
-    p75Ms: pct(75),
-    p90Ms: pct(90),
-    p99Ms: pct(99),
-    requests: total ? Number(total[1]) : null,
-    socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : { connect: 0, read: 0, write: 0, timeout: 0 },
-    non2xx: non2xx ? Number(non2xx[1]) : 0,
-  };
-}
 
 async function wrk(port, seconds) {
   const args = [
