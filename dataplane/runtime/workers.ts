@@ -160,7 +160,7 @@ async function runWorker(options: ProxyOptions): Promise<number> {
     // Both kinds of message go through one queue, so objects never arrive out of order.
     if (m?.type === 'portway:credentials') {
       // The feeder reacts to the store's change: new handshakes use the new material.
-      applying = applying.then(() => replaceCredentials(m.credentials));
+      applying = applying.then(() => replaceCredentials(m.credentials)).catch((err) => log(`error: applying credentials failed: ${(err as Error).stack ?? err}`));
     } else if (m?.type === 'portway:snapshot') {
       const snapshot = snapshotFromWire(m.wire);
       applying = applying.then(async () => {
