@@ -126,13 +126,24 @@ export function createEndpointPool(origin: string, s: PoolSettings): EndpointPoo
   if (s.h2) {
     // undici holds back a non-idempotent request (POST: every gRPC call) while others run on
     // the same HTTP/2 connection; a proxy forwards streams independently, so let them share it.
-    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni, idempotent: true }, handler));
+    dispatcher = withDispatchOptions(pool, { ...sni, idempotent: true });
   } else if (s.closeAfterEachRequest) {
-    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni, reset: true }, handler));
+    dispatcher = withDispatchOptions(pool, { ...sni, reset: true });
   } else if (servername !== undefined) {
-    dispatcher = pool.compose((dispatch) => (opts, handler) => dispatch({ ...opts, ...sni }, handler));
+    dispatcher = withDispatchOptions(pool, sni);
   }
   return { pool, dispatcher };
+}
+
+/**
+ * The pool, with `extra` added to every request's options. Not undici's compose(): its
+ * interceptors wrap each handler twice (WrapHandler, then UnwrapHandler), and the unwrapping
+ * loses HTTP/2 trailers (client-h2 hands over an object where UnwrapHandler expects a raw
+ * list), so gRPC's grpc-status would never reach the client; it also costs two objects per request.
+ */
+function withDispatchOptions(pool: Pool, extra: Partial<Dispatcher.DispatchOptions>): Dispatcher {
+  const dispatch = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => pool.dispatch({ ...opts, ...extra }, handler);
+  return new Proxy(pool, { get: (target, key) => (key === 'dispatch' ? dispatch : Reflect.get(target, key, target)) });
 }
 
 /**

@@ -206,20 +206,15 @@ class ProxyExchange {
     }
   }
 
-  onResponseEnd(a: Attempt, rawTrailers: RawHeaders | null | undefined): void {
+  onResponseEnd(a: Attempt, upstreamTrailers: UpstreamTrailers): void {
     a.settle({ status: a.status });
     this.finished = true;
     this.cleanup();
     const res = this.input.res;
     // Node sends them on a chunked HTTP/1.1 response or an HTTP/2 stream; gRPC status lives here.
-    if (rawTrailers && rawTrailers.length > 0 && !res.destroyed) {
-      const trailers = undiciUtil.parseHeaders(rawTrailers as Buffer[]);
-      let any = false;
-      for (const _ in trailers) {
-        any = true;
-        break;
-      }
-      if (any) res.addTrailers(trailers as Record<string, string>);
+    if (upstreamTrailers && !res.destroyed) {
+      const trailers = trailersOf(upstreamTrailers);
+      if (trailers !== undefined) res.addTrailers(trailers);
     }
     res.end();
   }
@@ -380,6 +375,34 @@ class ProxyExchange {
 type RawHeaders = Array<Buffer | string | Array<Buffer | string>>;
 
 /**
+ * Trailers as undici hands them over: a raw list from an HTTP/1.1 upstream, node:http2's
+ * header object from an h2c one (client-h2.js passes its 'trailers' event on as is).
+ */
+type UpstreamTrailers = RawHeaders | Record<string, string | string[] | undefined> | null | undefined;
+
+/** Trailers to send downstream (lower-case names, repeated values joined), or undefined for none. */
+export function trailersOf(upstream: NonNullable<UpstreamTrailers>): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  if (Array.isArray(upstream)) {
+    if (upstream.length === 0) return undefined;
+    const parsed = undiciUtil.parseHeaders(upstream as Buffer[]) as Record<string, string | string[]>;
+    for (const name in parsed) (out ??= {})[name] = joined(parsed[name]!);
+    return out;
+  }
+  for (const name in upstream) {
+    const value = upstream[name];
+    // HTTP/2 pseudo-headers never belong in trailers.
+    if (value === undefined || name.charCodeAt(0) === 58) continue;
+    (out ??= {})[name.toLowerCase()] = joined(value);
+  }
+  return out;
+}
+
+function joined(value: string | string[]): string {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/**
  * One attempt on one leased endpoint: undici's raw dispatch handler. Returning false from
  * onHeaders/onData pauses the upstream connection; `resume` (given with the head) restarts it.
  * A throw inside a callback would surface in undici's parser: each one catches its own.
@@ -428,10 +451,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     return !this.paused;
   }
 
-  onComplete(rawTrailers: string[] | null): void {
+  onComplete(trailers: UpstreamTrailers): void {
     if (!this.exchange.isLive(this)) return;
     try {
-      this.exchange.onResponseEnd(this, rawTrailers);
+      this.exchange.onResponseEnd(this, trailers);
     } catch (err) {
       this.exchange.abortOnBug(this, err);
     }

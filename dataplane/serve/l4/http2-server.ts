@@ -7,7 +7,10 @@
 //     and what makes the handler stream it (the header is hop-by-hop: never forwarded as is);
 //   - `destroyed` reflects the stream; `shouldKeepAlive` and `statusMessage` (HTTP/1.1-only)
 //     are ignored instead of warning.
-// Idle sessions are closed with GOAWAY after keepAliveTimeout.
+// Timeouts, as for HTTP/1.1 (limits.ts): a session that has not completed the headers of its
+// first request within headersTimeout (no preface or SETTINGS, or a HEADERS frame never
+// finished by END_HEADERS) is closed; a session with no open stream for keepAliveTimeout gets
+// GOAWAY and closes (PINGs do not keep it open, as with Envoy's idle_timeout).
 
 import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
@@ -35,6 +38,12 @@ Object.defineProperties(GatewayHttp2Response.prototype, {
   shouldKeepAlive: { get: () => true, set: () => undefined },
   statusMessage: { get: () => '', set: () => undefined },
 });
+
+/** GOAWAY; a peer that keeps the connection open anyway loses it shortly after. */
+function closeIdle(session: ServerHttp2Session): void {
+  session.close();
+  setTimeout(() => session.destroy(), 1_000).unref();
+}
 
 export interface GatewayHttp2Options {
   limits: ServeLimits;
@@ -74,9 +83,26 @@ export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
   });
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
-    session.once('close', () => sessions.delete(session));
     session.on('error', () => session.destroy());
-    if (limits.keepAliveTimeout > 0) session.setTimeout(limits.keepAliveTimeout, () => session.close());
+    // One timer per session: the header timeout until the first stream's headers are in,
+    // then the idle timeout whenever no stream is open.
+    let timer: NodeJS.Timeout | undefined = limits.headersTimeout > 0 ? setTimeout(() => session.destroy(), limits.headersTimeout) : undefined;
+    let open = 0;
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++;
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      stream.once('close', () => {
+        if (--open > 0 || session.closed || session.destroyed || limits.keepAliveTimeout <= 0) return;
+        timer = setTimeout(() => closeIdle(session), limits.keepAliveTimeout);
+      });
+    });
+    session.once('close', () => {
+      clearTimeout(timer);
+      sessions.delete(session);
+    });
   });
   // Protocol errors of one session are that client's problem: never the process's.
   server.on('sessionError', () => undefined);

@@ -5,7 +5,7 @@ import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:ht
 import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { ClusterManager } from '../../../dataplane/upstream/index.js';
-import { createDataPlane, type DataPlane, type ServeLimits } from '../../../dataplane/serve/data-plane.js';
+import { createDataPlane, type DataPlane, type SecureServerFactory, type ServeLimits } from '../../../dataplane/serve/data-plane.js';
 import type { Snapshot } from '../../../dataplane/snapshot/types.js';
 import type { AccessLogFormat } from '../../../dataplane/serve/http/access-log.js';
 
@@ -21,7 +21,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { limits?: Partial<ServeLimits>; random?: () => number; format?: AccessLogFormat } = {}): Promise<Harness> {
+export async function startHarness(options: { limits?: Partial<ServeLimits>; random?: () => number; format?: AccessLogFormat; secureServer?: SecureServerFactory } = {}): Promise<Harness> {
   const registry = new Registry();
   const clusterManager = new ClusterManager({ registry });
   const stream = new PassThrough();
@@ -34,6 +34,7 @@ export async function startHarness(options: { limits?: Partial<ServeLimits>; ran
     accessLog: { format: options.format ?? 'text', stream },
     limits: options.limits,
     random: options.random,
+    secureServer: options.secureServer,
     defaultMetrics: false,
     onError: (err, req) => {
       errors.push(`${req}: ${(err as Error)?.message ?? err}`);

@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import { serverCert, testCa } from '../../support/certs.js';
 import { eventually, exchange, NS, secretYaml, serviceEntryYaml, startTcpEcho, startTlsEcho, TlsProxy, type Backend } from '../proxy-tls/harness.js';
 
-function config(ports: { mongo: number; pass: number; term: number }): string {
+function config(ports: { mongo: number; early: number; pass: number; term: number }): string {
   return `# Seed 001 (istio.io Gateway reference), the MONGO part.
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -59,6 +59,8 @@ metadata: {name: tls-gw, namespace: ${NS}}
 spec:
   selector: {istio: ingressgateway}
   servers:
+  - port: {number: 27018, name: mongo-early, protocol: MONGO}
+    hosts: ["*"]
   - port: {number: 9443, name: tls-pass, protocol: TLS}
     hosts: ["*.pass.example.com"]
     tls: {mode: PASSTHROUGH}
@@ -78,7 +80,10 @@ spec:
   tcp:
   - match: [{port: 9444}]
     route: [{destination: {host: term.internal, port: {number: 7000}}}]
+  - match: [{port: 27018}]
+    route: [{destination: {host: early.internal, port: {number: 5555}}}]
 ---
+${serviceEntryYaml('early.internal', 5555, 'MONGO', ports.early)}---
 ${serviceEntryYaml('pass.internal', 443, 'TLS', ports.pass)}---
 ${serviceEntryYaml('term.internal', 7000, 'TCP', ports.term)}`;
 }
@@ -116,6 +121,7 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
   const ca = testCa();
   let env: TlsProxy;
   let mongo: Backend;
+  let early: Awaited<ReturnType<typeof startEarlyCloser>>;
   let pass: Backend;
   let term: Backend;
 
@@ -129,10 +135,11 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
 
   before(async () => {
     mongo = await startTcpEcho('mongo');
+    early = await startEarlyCloser();
     pass = await startTlsEcho('pass', serverCert({ dnsNames: ['a.pass.example.com'] }));
     term = await startTcpEcho('term');
-    env = await TlsProxy.prepare([27017, 2379, 9443, 9444]);
-    env.write('config.yaml', config({ mongo: mongo.port, pass: pass.port, term: term.port }));
+    env = await TlsProxy.prepare([27017, 27018, 2379, 9443, 9444]);
+    env.write('config.yaml', config({ mongo: mongo.port, early: early.port, pass: pass.port, term: term.port }));
     const tcpCert = serverCert({ dnsNames: ['tcp.example.com'] });
     env.write('secrets.yaml', secretYaml('tcp-cert', { cert: tcpCert.chain, key: tcpCert.key }));
     await env.start(['--labels', 'istio=ingressgateway,app=my-gateway-controller', '--access-log', 'json']);
@@ -140,6 +147,7 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
   after(async () => {
     await env?.close();
     await mongo?.close();
+    await early?.close();
     await pass?.close();
     await term?.close();
   });
@@ -152,26 +160,17 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
   });
 
   it('the upstream’s FIN half-closes the other way: the client still sends after it, and the upstream receives it', async () => {
-    const early = await startEarlyCloser();
-    try {
-      env.write('config.yaml', config({ mongo: early.port, pass: pass.port, term: term.port }));
-      await eventually('the new endpoint serves', async () => (await exchange(env.port(27017), '')).startsWith('server done'));
-      const socket = net.connect({ host: '127.0.0.1', port: env.port(27017), allowHalfOpen: true });
-      let got = '';
-      socket.on('data', (d: Buffer) => (got += d.toString('utf8')));
-      await new Promise<void>((resolve, reject) => {
-        socket.once('end', () => resolve());
-        socket.once('error', reject);
-      });
-      assert.equal(got, 'server done\n');
-      socket.end('sent after the server’s FIN');
-      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await eventually('the upstream saw the late bytes', async () => early.seen.some((s) => s.got === 'sent after the server’s FIN'));
-    } finally {
-      env.write('config.yaml', config({ mongo: mongo.port, pass: pass.port, term: term.port }));
-      await eventually('the echo endpoint serves again', async () => (await exchange(env.port(27017), 'x')).startsWith('mongo\n'));
-      await early.close();
-    }
+    const socket = net.connect({ host: '127.0.0.1', port: env.port(27018), allowHalfOpen: true });
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('end', () => resolve());
+      socket.once('error', reject);
+    });
+    assert.equal(got, 'server done\n');
+    socket.end('sent after the server’s FIN');
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await eventually('the upstream saw the late bytes', async () => early.seen.some((s) => s.got === 'sent after the server’s FIN'));
   });
 
   it('the reference’s own MONGO port 2379 has no matching tcp rule: the connection is closed, the line says NR', async () => {

@@ -1,0 +1,193 @@
+// HTTP/2 through the data plane, with node:http2 and raw frames over real TLS: the downstream
+// header timeout (a session that never completes its first request's headers is closed, as
+// an HTTP/1.1 connection is), the idle timeout (no open stream; PINGs do not count), and gRPC
+// responses from an h2c upstream keeping their grpc-status/grpc-message trailers for HTTP/2
+// and for HTTP/1.1 clients that send `TE: trailers`.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { serverCert, testCa } from '../../support/certs.js';
+import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
+import { cluster, clusterName, httpListener, match, prefix, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
+import type { Listener } from '../../../dataplane/snapshot/types.js';
+import type { SecureServerFactory } from '../../../dataplane/serve/data-plane.js';
+import { send, startHarness, type Harness } from './harness.js';
+
+const HOST = 'h2.example.com';
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+/** HEADERS on stream 1 (END_STREAM, no END_HEADERS): :method GET, :scheme https, :path / — and no CONTINUATION ever. */
+const UNFINISHED_HEADERS = Buffer.from([0, 0, 3, 1, 0x1, 0, 0, 0, 1, 0x82, 0x87, 0x84]);
+
+/** Terminates every chain with one certificate, offering h2 and http/1.1 (what dataplane/tls does per chain). */
+function testTls(): SecureServerFactory {
+  const cert = serverCert({ dnsNames: [HOST] });
+  const server = tls.createServer({ cert: cert.chain, key: cert.key, ALPNProtocols: ['h2', 'http/1.1'] });
+  return { serves: () => true, terminator: () => ({ handshakeServer: () => server, verifyPeer: () => null }) };
+}
+
+/** The HTTP listener turned into an HTTPS one (SIMPLE TLS on its chain). */
+function httpsListener(plain: Listener): Listener {
+  return {
+    ...plain,
+    protocol: 'HTTPS',
+    filterChains: plain.filterChains.map((c) => ({
+      ...c,
+      serverNames: [HOST],
+      tls: { mode: 'SIMPLE', credentials: ['test'], subjectAltNames: [], verifyCertificateSpki: [], verifyCertificateHash: [], minProtocolVersion: 'TLSv1.2' },
+    })),
+  };
+}
+
+/** A gRPC-shaped h2c upstream: reads the request, answers one message and trailers with grpc-status 5. */
+async function startGrpcUpstream(): Promise<{ port: number; seen: http2.IncomingHttpHeaders[]; close(): Promise<void> }> {
+  const seen: http2.IncomingHttpHeaders[] = [];
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    seen.push(headers);
+    stream.on('data', () => undefined);
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '5', 'grpc-message': 'item 42 not found' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+const GRPC_REQUEST = Buffer.from([0, 0, 0, 0, 2, 8, 42]);
+
+/** Opens TLS with ALPN h2, writes `bytes`, resolves when the server closes the connection. */
+function closedAfterWriting(port: number, bytes: Buffer[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: HOST, ca: testCa().cert, ALPNProtocols: ['h2'] });
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== 'h2') reject(new Error(`ALPN ${socket.alpnProtocol}`));
+      for (const b of bytes) socket.write(b);
+    });
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.once('close', () => resolve('closed'));
+    // A guard only: the limits below are a fraction of it.
+    setTimeout(() => {
+      socket.destroy();
+      reject(new Error('the server kept the connection open'));
+    }, 10_000).unref();
+  });
+}
+
+describe('serve: HTTP/2 downstream timeouts and gRPC trailers', function () {
+  this.timeout(30_000);
+  let h: Harness;
+  let echo: EchoBackend;
+  let grpc: Awaited<ReturnType<typeof startGrpcUpstream>>;
+  let tlsPort: number;
+  let plainPort: number;
+  const echoCluster = clusterName('echo.default.svc.cluster.local');
+  const grpcCluster = clusterName('grpc.default.svc.cluster.local', 9000);
+
+  before(async () => {
+    echo = await startEchoBackend('echo');
+    grpc = await startGrpcUpstream();
+    h = await startHarness({ limits: { headersTimeout: 400, requestTimeout: 10_000, keepAliveTimeout: 800 }, secureServer: testTls() });
+    tlsPort = await freePort();
+    plainPort = await freePort();
+    const routes = [
+      route('default/grpc.0', { matches: [match({ uri: prefix('/pkg.') })], to: grpcCluster }),
+      route('default/echo.0', { to: echoCluster }),
+    ];
+    await h.apply(
+      snapshot({
+        listeners: [httpsListener(httpListener({ port: tlsPort, gatewayPort: 443, virtualHosts: [virtualHost([HOST], routes)] })), httpListener({ port: plainPort, virtualHosts: [virtualHost([HOST], routes)] })],
+        clusters: [cluster(echoCluster, [echo]), { ...cluster(grpcCluster, [{ address: '127.0.0.1', port: grpc.port }]), protocol: 'h2c' }],
+      }),
+    );
+  });
+  after(async () => {
+    await h.close();
+    await echo.close();
+    await grpc.close();
+  });
+
+  it('a session that never sends the preface is closed after the header timeout', async () => {
+    assert.equal(await closedAfterWriting(tlsPort, []), 'closed');
+  });
+
+  it('a session whose first HEADERS never ends (no END_HEADERS, no CONTINUATION) is closed after the header timeout', async () => {
+    assert.equal(await closedAfterWriting(tlsPort, [PREFACE, SETTINGS, UNFINISHED_HEADERS]), 'closed');
+  });
+
+  it('a request slower than the header timeout is served; the idle session then gets GOAWAY, PINGs notwithstanding', async () => {
+    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert });
+    session.on('error', () => undefined);
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = session.request({ ':path': '/delay/700', ':authority': HOST });
+      req.on('response', (hd) => resolve(Number(hd[':status'])));
+      req.on('error', reject);
+      req.resume();
+    });
+    assert.equal(status, 200, 'the stream outlived the header timeout');
+    const pinger = setInterval(() => session.ping(() => undefined), 100);
+    try {
+      await goaway;
+      await closed;
+    } finally {
+      clearInterval(pinger);
+    }
+  });
+
+  it('gRPC over HTTP/2: grpc-status and grpc-message trailers from the h2c upstream reach the client', async () => {
+    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert });
+    try {
+      const result = await new Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/pkg.Items/Get', ':authority': HOST, 'content-type': 'application/grpc', te: 'trailers' });
+        let status = 0;
+        const chunks: Buffer[] = [];
+        let trailers: http2.IncomingHttpHeaders = {};
+        req.on('response', (hd) => (status = Number(hd[':status'])));
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('trailers', (t) => (trailers = t));
+        req.on('end', () => resolve({ status, body: Buffer.concat(chunks), trailers }));
+        req.on('error', reject);
+        req.end(GRPC_REQUEST);
+      });
+      assert.equal(result.status, 200);
+      assert.deepEqual([...result.body], [0, 0, 0, 0, 2, 8, 1]);
+      assert.equal(result.trailers['grpc-status'], '5');
+      assert.equal(result.trailers['grpc-message'], 'item 42 not found');
+      assert.equal(grpc.seen.at(-1)?.te, 'trailers');
+    } finally {
+      session.close();
+    }
+  });
+
+  for (const transport of ['TLS', 'plaintext'] as const) {
+    it(`gRPC to an HTTP/1.1 client with TE: trailers (${transport}): the trailers arrive on the chunked response`, async () => {
+      const port = transport === 'TLS' ? tlsPort : plainPort;
+      const result = await new Promise<{ status: number; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
+        const options = { host: '127.0.0.1', port, method: 'POST', path: '/pkg.Items/Get', headers: { host: HOST, 'content-type': 'application/grpc', te: 'trailers' }, agent: false as const };
+        const req = transport === 'TLS' ? https.request({ ...options, servername: HOST, ca: testCa().cert }) : http.request(options);
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, trailers: res.trailers }));
+        });
+        req.on('error', reject);
+        req.end(GRPC_REQUEST);
+      });
+      assert.equal(result.status, 200);
+      assert.equal(result.trailers['grpc-status'], '5');
+      assert.equal(result.trailers['grpc-message'], 'item 42 not found');
+    });
+  }
+
+  it('HTTP/1.1 keeps its own header timeout next to it (control)', async () => {
+    assert.equal((await send(plainPort, { host: HOST, path: '/ok' })).status, 200);
+  });
+});
