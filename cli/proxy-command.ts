@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { numTrustedProxiesFromAnnotations, parseDownwardApiFile } from './pod-annotations.js';
 import { PATH_NORMALIZATIONS, type PathNormalization } from '../dataplane/serve/http/path-normalization.js';
 import type { HeadersWithUnderscores, ServeLimits } from '../dataplane/serve/limits.js';
 import { parseDuration } from '../dataplane/translate/durations.js';
@@ -14,6 +15,8 @@ export const PROXY_USAGE = `Usage: portway proxy [options]
   --namespace NS              this proxy pod's namespace (default: $POD_NAMESPACE or "default")
   --labels k=v,k=v            this proxy pod's labels, matched by Gateway selectors
   --labels-file PATH          the same, from a downward-API labels file (k="v" per line)
+  --annotations-file PATH     this proxy pod's annotations (downward-API file): Istio's
+                              proxy.istio.io/config gatewayTopology.numTrustedProxies is honoured
   --port-map 80=18080,...     Service port -> port to listen on (overrides targetPort translation)
   --bind-address ADDR         address the gateway listeners bind (default 0.0.0.0)
   --status-port 15021         readiness (/healthz/ready)
@@ -24,7 +27,8 @@ export const PROXY_USAGE = `Usage: portway proxy [options]
   --access-log text|json|off  access log format on stdout (default text): one line per HTTP request
                               and per TCP/TLS connection
   --num-trusted-proxies N     proxies in front of the gateway (Istio gatewayTopology.numTrustedProxies;
-                              default $PORTWAY_NUM_TRUSTED_PROXIES or 0 = the gateway is the edge):
+                              default $PORTWAY_NUM_TRUSTED_PROXIES, else the pod annotation, else 0 =
+                              the gateway is the edge):
                               the client address is the Nth X-Forwarded-For entry from the right
                               (x-envoy-external-address, access log, source-IP hashing) and their
                               X-Forwarded-Proto is kept (httpsRedirect behind a TLS load balancer);
@@ -88,6 +92,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       namespace: { type: 'string' },
       labels: { type: 'string' },
       'labels-file': { type: 'string' },
+      'annotations-file': { type: 'string' },
       'port-map': { type: 'string' },
       'bind-address': { type: 'string' },
       'status-port': { type: 'string' },
@@ -122,7 +127,13 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error('--concurrency: expected a whole number from 1 to 64');
   const accessLog = (values['access-log'] ?? 'text') as ProxyOptions['accessLog'];
   if (!['text', 'json', 'off'].includes(accessLog)) throw new Error('--access-log: expected text, json or off');
-  const trustedText = values['num-trusted-proxies'] ?? env.PORTWAY_NUM_TRUSTED_PROXIES ?? '0';
+  // Istio's way is the pod annotation proxy.istio.io/config; a flag or the variable overrides it.
+  let trustedText = values['num-trusted-proxies'] ?? env.PORTWAY_NUM_TRUSTED_PROXIES;
+  if (trustedText === undefined && values['annotations-file']) {
+    const annotations = parseDownwardApiFile(readFileSync(values['annotations-file'], 'utf8'));
+    trustedText = String(numTrustedProxiesFromAnnotations(annotations) ?? 0);
+  }
+  trustedText ??= '0';
   const numTrustedProxies = Number(trustedText);
   if (trustedText.trim() === '' || !Number.isInteger(numTrustedProxies) || numTrustedProxies < 0 || numTrustedProxies > 64) {
     throw new Error(`--num-trusted-proxies: expected a whole number from 0 to 64, got ${JSON.stringify(trustedText)}`);
