@@ -4,7 +4,7 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { connectionFromEnvironment, type KubeConnection } from '../kube/connection.js';
 import { GatewayController } from '../operator/controller/gateway-controller.js';
 import { LeaderElector } from '../operator/controller/leader-election.js';
 import { serveControllerEndpoint } from '../operator/controller/http-endpoints.js';
@@ -83,18 +83,24 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     console.error(`portway operator: --webhook-port: expected a port number, got ${JSON.stringify(values['webhook-port'] ?? env.PORTWAY_WEBHOOK_PORT)}`);
     return 2;
   }
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  // $KUBECONFIG, ~/.kube/config or the pod's ServiceAccount (its token read again on every request).
+  let connection: KubeConnection;
+  try {
+    connection = connectionFromEnvironment();
+  } catch (err) {
+    console.error(`portway operator: ${(err as Error).message}`);
+    return 1;
+  }
   const image = values['proxy-image'] ?? process.env.PORTWAY_PROXY_IMAGE;
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const logger = new Logger({}, { instance: identity });
-  const controller = new GatewayController({ kubeConfig, render: image ? { defaultImage: image } : {}, logger, identity });
+  const controller = new GatewayController({ connection, render: image ? { defaultImage: image } : {}, logger, identity });
   // Every replica watches (readiness waits for the caches); only the leader reconciles.
   controller.startWatching();
   let leading = false;
   const elect = values['leader-elect'] !== 'false';
   const elector = new LeaderElector({
-    kubeConfig,
+    connection,
     namespace,
     name: 'portway-operator',
     identity,
@@ -133,7 +139,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     if (webhookPort === 0) return;
     startWebhook({
-      kubeConfig,
+      connection,
       port: webhookPort,
       host: values['webhook-bind-address'] ?? env.PORTWAY_WEBHOOK_BIND_ADDRESS,
       namespace,

@@ -1,19 +1,14 @@
-// List and watch over plain node:https, for the proxy's reflectors. Importing
-// @kubernetes/client-node costs a proxy about 80 MB of RSS (its generated models, 30+ MB of
-// heap) for two GET requests; this client is a few hundred lines of our own instead.
-//
-// Credentials come from the same places as client-node's `loadFromDefault()`: $KUBECONFIG (the
-// first file of a list that exists), ~/.kube/config, then the in-cluster ServiceAccount (token
-// re-read on every request: bound tokens rotate). Kubeconfig users with a token, a token file
-// or a client certificate are supported; exec plugins and auth providers are not (the proxy
-// runs with its ServiceAccount).
+// List and watch over plain node:https, for the reflectors of both programs (kube/reflector.ts).
+// Importing @kubernetes/client-node costs a process about 80 MB of RSS (its generated models,
+// 30+ MB of heap) for two GET requests; this client is a few hundred lines of our own instead.
+// Credentials: kube/connection.ts.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
-import { parse } from 'yaml';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connectionAgent, connectionHeaders, type KubeConnection } from './connection.js';
+
+export { connectionFromEnvironment, connectionFromKubeconfig, type KubeConnection } from './connection.js';
 
 /** An object as the apiserver sends it (only what the reflector reads is typed). */
 export interface KubeObject {
@@ -30,8 +25,6 @@ export interface ListPage {
 }
 
 export interface ListOptions {
-  /** What the path names (client-node lists by apiVersion and kind). */
-  target: { apiVersion: string; kind: string; namespace?: string };
   labelSelector?: string;
   limit: number;
   continueToken?: string;
@@ -69,77 +62,20 @@ export class KubeStatusError extends Error {
   }
 }
 
-export interface KubeConnection {
-  server: URL;
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-  insecureSkipTlsVerify?: boolean;
-  /** The bearer token, read when a request is made. */
-  token?: () => string | undefined;
-}
-
-const IN_CLUSTER = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** How long a list may go without a byte, and a watch without an answer. */
 const ANSWER_TIMEOUT_MS = 15_000;
-
-/** Connection settings from $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount. */
-export function connectionFromEnvironment(env: NodeJS.ProcessEnv = process.env): KubeConnection {
-  const candidates = env.KUBECONFIG ? env.KUBECONFIG.split(':').filter(Boolean) : [join(homedir(), '.kube', 'config')];
-  const file = candidates.find((f) => existsSync(f));
-  if (file) return connectionFromKubeconfig(file);
-  if (env.KUBERNETES_SERVICE_HOST && existsSync(join(IN_CLUSTER, 'token'))) {
-    const host = env.KUBERNETES_SERVICE_HOST.includes(':') ? `[${env.KUBERNETES_SERVICE_HOST}]` : env.KUBERNETES_SERVICE_HOST;
-    return {
-      server: new URL(`https://${host}:${env.KUBERNETES_SERVICE_PORT ?? '443'}`),
-      ca: readFileSync(join(IN_CLUSTER, 'ca.crt')),
-      token: () => readFileSync(join(IN_CLUSTER, 'token'), 'utf8').trim(),
-    };
-  }
-  throw new Error(`no Kubernetes credentials: ${env.KUBECONFIG ? `none of KUBECONFIG=${env.KUBECONFIG} exists` : 'no ~/.kube/config'} and not running in a pod`);
-}
-
-type Named<T> = { name: string } & T;
-
-/** The current context of one kubeconfig file. */
-export function connectionFromKubeconfig(file: string): KubeConnection {
-  const doc = (parse(readFileSync(file, 'utf8')) ?? {}) as {
-    'current-context'?: string;
-    contexts?: Array<Named<{ context?: { cluster?: string; user?: string } }>>;
-    clusters?: Array<Named<{ cluster?: Record<string, unknown> }>>;
-    users?: Array<Named<{ user?: Record<string, unknown> }>>;
-  };
-  const base = dirname(file);
-  const path = (p: unknown) => (isAbsolute(String(p)) ? String(p) : join(base, String(p)));
-  const bytes = (data: unknown, fileRef: unknown) => (typeof data === 'string' && data ? Buffer.from(data, 'base64') : fileRef ? readFileSync(path(fileRef)) : undefined);
-  const contextName = doc['current-context'] ?? doc.contexts?.[0]?.name;
-  const context = doc.contexts?.find((c) => c.name === contextName)?.context;
-  if (!context) throw new Error(`${file}: no context ${JSON.stringify(contextName)}`);
-  const cluster = doc.clusters?.find((c) => c.name === context.cluster)?.cluster;
-  if (!cluster || typeof cluster.server !== 'string') throw new Error(`${file}: no cluster ${JSON.stringify(context.cluster)} with a server`);
-  const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
-  if (user.exec || user['auth-provider']) throw new Error(`${file}: user ${JSON.stringify(context.user)}: exec plugins and auth providers are not supported by the proxy; use a token or a client certificate`);
-  const tokenFile = user.tokenFile;
-  const token = typeof user.token === 'string' ? () => user.token as string : tokenFile ? () => readFileSync(path(tokenFile), 'utf8').trim() : undefined;
-  return {
-    server: new URL(cluster.server),
-    ca: bytes(cluster['certificate-authority-data'], cluster['certificate-authority']),
-    cert: bytes(user['client-certificate-data'], user['client-certificate']),
-    key: bytes(user['client-key-data'], user['client-key']),
-    insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
-    token,
-  };
-}
 
 export class HttpsListWatchClient implements ListWatchClient {
   private readonly agent: HttpAgent;
   private readonly secure: boolean;
 
-  constructor(private readonly conn: KubeConnection) {
+  constructor(
+    private readonly conn: KubeConnection,
+    private readonly userAgent = 'portway-proxy',
+  ) {
     this.secure = conn.server.protocol === 'https:';
-    this.agent = this.secure
-      ? new HttpsAgent({ keepAlive: true, ca: conn.ca, cert: conn.cert, key: conn.key, rejectUnauthorized: !conn.insecureSkipTlsVerify })
-      : new HttpAgent({ keepAlive: true });
+    // Its own agent: watches hold their sockets for minutes.
+    this.agent = connectionAgent(conn);
   }
 
   async list(path: string, options: ListOptions): Promise<ListPage> {
@@ -231,9 +167,7 @@ export class HttpsListWatchClient implements ListWatchClient {
   private request(path: string, query: Record<string, string>, onResponse: (res: IncomingMessage) => void) {
     const url = new URL(path, this.conn.server);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'portway-proxy' };
-    const token = this.conn.token?.();
-    if (token) headers.authorization = `Bearer ${token}`;
+    const headers = connectionHeaders(this.conn, this.userAgent);
     const send = this.secure ? httpsRequest : httpRequest;
     return send(url, { method: 'GET', headers, agent: this.agent }, onResponse);
   }

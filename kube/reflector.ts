@@ -1,9 +1,9 @@
 // A reflector: list a collection into the object store, then watch it from that
 // resourceVersion. Robust by construction: a 410 relists, any other error restarts with
-// jittered backoff, a silent watch is restarted by client-node's inactivity timer, and while
-// the apiserver is away the store simply stays as it was.
+// jittered backoff, a silent watch is restarted by the client's idle watchdog, and while the
+// apiserver is away the store simply stays as it was. Both programs use it: the proxy for the
+// Istio objects it serves, the operator for GatewayDeployments and the objects it owns.
 
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubeObject, ListWatchClient } from './list-watch.js';
 import type { StoredObject } from '../dataplane/config/resources.js';
 import type { ObjectStore } from '../dataplane/store/object-store.js';
@@ -28,10 +28,8 @@ export interface WatchedKind {
 }
 
 export interface ReflectorOptions {
-  /** How to list and watch (the proxy: kube/list-watch.ts over node:https)… */
-  client?: ListWatchClient;
-  /** …or through @kubernetes/client-node with this configuration (loaded only then). */
-  kubeConfig?: KubeConfig;
+  /** How to list and watch (kube/list-watch.ts over node:https). */
+  client: ListWatchClient;
   log?: (line: string) => void;
   /** Inactivity limit after which a silent watch is restarted (default 60 s). */
   watchIdleMs?: number;
@@ -81,13 +79,6 @@ function isConnectionError(err: unknown): boolean {
   return false;
 }
 
-function listWatchClient(options: ReflectorOptions): Promise<ListWatchClient> {
-  if (options.client) return Promise.resolve(options.client);
-  const kubeConfig = options.kubeConfig;
-  if (!kubeConfig) throw new Error('a reflector needs a client or a kubeConfig');
-  return import('./client-node-list-watch.js').then((m) => new m.ClientNodeListWatch(kubeConfig));
-}
-
 /** Runs one reflector per kind; `synced` resolves once every kind has been listed once. */
 export class ReflectorSet {
   private readonly reflectors: Reflector[];
@@ -96,8 +87,7 @@ export class ReflectorSet {
 
   constructor(store: ObjectStore, kinds: WatchedKind[], options: ReflectorOptions) {
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    const client = listWatchClient(options);
-    this.reflectors = kinds.map((k) => new Reflector(k, store, client, options, () => this.checkSynced(), (kind) => this.firstSync(kind)));
+    this.reflectors = kinds.map((k) => new Reflector(k, store, options.client, options, () => this.checkSynced(), (kind) => this.firstSync(kind)));
   }
 
   /** Lists `kind` again (its `keep` answers changed); a no-op before its first list. */
@@ -139,7 +129,7 @@ export class Reflector {
   constructor(
     private readonly kind: WatchedKind,
     private readonly store: ObjectStore,
-    private readonly clientReady: Promise<ListWatchClient>,
+    private readonly client: ListWatchClient,
     private readonly options: ReflectorOptions,
     private readonly onSynced: () => void,
     private readonly waitFor: (kind: string) => Promise<void> = () => Promise.resolve(),
@@ -195,13 +185,12 @@ export class Reflector {
   }
 
   private async list(): Promise<string> {
-    const client = await this.clientReady;
+    const client = this.client;
     const items: StoredObject[] = [];
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
       const page = await client.list(this.path, {
-        target: { apiVersion: this.kind.apiVersion, kind: this.kind.kind, namespace: this.kind.namespace },
         labelSelector: this.kind.labelSelector,
         limit: 500,
         continueToken,
@@ -225,7 +214,7 @@ export class Reflector {
 
   /** Resolves with the last resourceVersion when the watch ends normally; rejects on errors (410 included). */
   private async watch(resourceVersion: string): Promise<string> {
-    const client = await this.clientReady;
+    const client = this.client;
     let rv = resourceVersion;
     await client.watch(
       this.path,

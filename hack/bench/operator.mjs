@@ -15,16 +15,21 @@
 //             delay from the start of the PATCH to a watch on Deployments seeing the new pod
 //             template: p50, p99, max (target p99 < 1 s)
 //   memory    the operator's RSS with OPERATOR_TOTAL (1,000) GatewayDeployments, once each is
-//             reconciled and the work queue is empty, after 10 s of settling (target ≤ 150 MB)
-// Writes hack/bench/results/operator.json. Nothing asserts: it prints the figures and the targets.
+//             reconciled and the work queue is empty, after 30 s of settling (target ≤ 150 MB)
+//   errors    failed reconciles (the operator's metric) and their causes, grouped from its log
+// Writes hack/bench/results/operator.json (with the load average at start and end: the machine
+// may be shared) and keeps the operator's log next to it (results/operator.log, not committed).
+// Nothing asserts: it prints the figures and the targets. Runs unattended; the control plane is
+// stopped at the end whatever happens, unless OPERATOR_KEEP=1.
 // Settings: OPERATOR_BURST=200 OPERATOR_CHANGES=100 OPERATOR_TOTAL=1000 OPERATOR_OUT=<file>
-//   OPERATOR_KEEP=1 (leave the control plane and logs for inspection)
+//   OPERATOR_SERVICE_TYPE=ClusterIP (LoadBalancer runs out of node ports after 692 gateways)
+//   OPERATOR_KEEP=1 (leave the control plane and its state dir for inspection)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,7 +38,14 @@ const BURST = Number(process.env.OPERATOR_BURST ?? 200);
 const CHANGES = Number(process.env.OPERATOR_CHANGES ?? 100);
 const TOTAL = Number(process.env.OPERATOR_TOTAL ?? 1000);
 const OUT = process.env.OPERATOR_OUT ?? join(ROOT, 'hack', 'bench', 'results', 'operator.json');
+const LOG_OUT = OUT.replace(/\.json$/, '') + '.log';
 const KEEP = process.env.OPERATOR_KEEP === '1';
+// ClusterIP, not the default LoadBalancer: a LoadBalancer gateway takes 4 node ports (3 Service
+// ports and, with externalTrafficPolicy Local, a health-check port), and the apiserver's
+// default range (30000-32767) holds 2,768. From the 693rd gateway on, applying the Service
+// failed with "failed to allocate a nodePort: range is full" and those gateways were retried
+// for the rest of the run: the reconcile errors of the first 1,000-gateway runs.
+const SERVICE_TYPE = process.env.OPERATOR_SERVICE_TYPE ?? 'ClusterIP';
 const SYSTEM_NS = 'portway-system';
 const NS = 'bench-gateways';
 const GROUP = 'portway.dev';
@@ -53,7 +65,17 @@ const stateDir = join(work, 'cluster');
 let clusterEnv;
 const children = [];
 
+let logFile;
+
 function cleanup() {
+  // The operator's log outlives the run (the cause of any reconcile error is in it).
+  if (logFile && existsSync(logFile)) {
+    try {
+      mkdirSync(dirname(LOG_OUT), { recursive: true });
+      copyFileSync(logFile, LOG_OUT);
+      log(`operator log: ${LOG_OUT}`);
+    } catch { /* best effort */ }
+  }
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   if (clusterEnv && !KEEP) {
     try { execFileSync('bash', [join(ROOT, 'hack', 'cluster', 'down.sh')], { env: clusterEnv, stdio: 'inherit' }); } catch { /* best effort */ }
@@ -73,8 +95,10 @@ function kubectl(args, input) {
   return execFileSync(BINS.kubectl, args, { env: { ...process.env, KUBECONFIG: join(stateDir, 'kubeconfig') }, input, encoding: 'utf8', maxBuffer: 256 << 20 });
 }
 
-const k8s = await import('@kubernetes/client-node');
+// The operator's own client (no @kubernetes/client-node): raw requests and a watch.
 const { kubeRequest } = await import(join(ROOT, 'dist', 'kube', 'kube-request.js'));
+const { connectionFromKubeconfig } = await import(join(ROOT, 'dist', 'kube', 'connection.js'));
+const { HttpsListWatchClient } = await import(join(ROOT, 'dist', 'kube', 'list-watch.js'));
 let kc;
 
 const gdPath = (name) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/gatewaydeployments${name ? `/${name}` : ''}`;
@@ -91,7 +115,7 @@ async function createGateways(from, to) {
       await kubeRequest(kc, {
         method: 'POST',
         path: gdPath(),
-        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name, namespace: NS }, spec: { replicas: 1, autoscaling: { enabled: false } } },
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name, namespace: NS }, spec: { replicas: 1, autoscaling: { enabled: false }, service: { type: SERVICE_TYPE } } },
       });
     }
   }));
@@ -136,6 +160,41 @@ async function metric(port, name) {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Every sample of a metric, by its label set. */
+async function metricSamples(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = {};
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))) out[m[1] ?? ''] = Number(m[2]);
+  return out;
+}
+
+/**
+ * Groups the operator's "reconcile failed" lines by cause: the error message with names,
+ * numbers and resourceVersions blanked, so 4,000 lines become a handful of kinds.
+ */
+function errorCauses(file) {
+  const causes = new Map();
+  let lines = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"reconcile failed"') && !line.includes('"level":"error"')) continue;
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    lines++;
+    const cause = String(entry.error ?? entry.msg)
+      .replace(/gw-\d+/g, 'gw-N')
+      .replace(/\b\d+\b/g, 'N')
+      .slice(0, 300);
+    causes.set(cause, (causes.get(cause) ?? 0) + 1);
+  }
+  return { lines, causes: [...causes].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([cause, count]) => ({ count, cause })) };
+}
+
+const load = () => loadavg().map((l) => Math.round(l * 100) / 100);
+
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
@@ -143,8 +202,8 @@ function percentile(sorted, p) {
 async function main() {
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
-    settings: { burst: BURST, changes: CHANGES, total: TOTAL },
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version, loadAverageAtStart: load() },
+    settings: { burst: BURST, changes: CHANGES, total: TOTAL, serviceType: SERVICE_TYPE },
     targets: { changeP99Ms: 1000, rssMb: 150 },
   };
 
@@ -157,8 +216,7 @@ async function main() {
   BINS = Object.fromEntries(script('build.sh', ['--print']).trim().split('\n').map((p) => [p.slice(p.lastIndexOf('/') + 1), p]));
   log(`starting a control plane in ${stateDir}`);
   script('up.sh');
-  kc = new k8s.KubeConfig();
-  kc.loadFromFile(join(stateDir, 'kubeconfig'));
+  kc = connectionFromKubeconfig(join(stateDir, 'kubeconfig'));
 
   // The chart, as users install it (its operator pod is fake; the real one runs below).
   const chart = join(ROOT, 'charts', 'portway');
@@ -171,7 +229,7 @@ async function main() {
   const saKubeconfig = join(work, 'operator.kubeconfig');
   execFileSync('bash', [join(ROOT, 'hack', 'cluster', 'sa-kubeconfig'), SYSTEM_NS, 'portway-operator', saKubeconfig], { env: { ...clusterEnv, KUBECONFIG: join(stateDir, 'kubeconfig') }, stdio: ['ignore', 'ignore', 'inherit'] });
 
-  const logFile = join(work, 'operator.log');
+  logFile = join(work, 'operator.log');
   const operator = spawn(process.execPath, [join(ROOT, 'bin', 'portway.js'), 'operator', '--namespace', SYSTEM_NS, '--leader-elect', 'false', '--health-port', String(health)], {
     env: { ...process.env, KUBECONFIG: saKubeconfig, PORTWAY_PROXY_IMAGE: 'example.invalid/portway:bench', PORTWAY_LOG_LEVEL: 'info', PORTWAY_WEBHOOK_PORT: '0' },
     stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
@@ -183,7 +241,9 @@ async function main() {
     if (i > 240) throw new Error(`the operator did not become ready; see ${logFile}`);
     await sleep(250);
   }
-  log(`operator ready (pid ${operator.pid}), RSS ${rssMb(operator.pid).rss.toFixed(1)} MB`);
+  await sleep(2000);
+  result.idle = { rssMb: Math.round(rssMb(operator.pid).rss * 10) / 10 };
+  log(`operator ready (pid ${operator.pid}), RSS ${result.idle.rssMb} MB`);
 
   // 1. BURST GatewayDeployments at once → all Ready.
   log(`creating ${BURST} GatewayDeployments at once`);
@@ -197,13 +257,15 @@ async function main() {
 
   // 2. Spec change → Deployment updated, as a watch on Deployments sees it.
   const seen = new Map(); // "name/value" → performance.now()
-  const watch = await new k8s.Watch(kc).watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: '0', allowWatchBookmarks: true }, (_phase, d) => {
+  let stopWatch = () => undefined;
+  const watching = new HttpsListWatchClient(kc, 'portway-bench').watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: '0', timeoutSeconds: 3600, idleMs: 600_000 }, (_phase, d) => {
     const v = d?.spec?.template?.metadata?.annotations?.['bench/change'];
     if (v !== undefined) {
       const key = `${d.metadata.name}/${v}`;
       if (!seen.has(key)) seen.set(key, performance.now());
     }
-  }, () => undefined);
+  }, (abort) => (stopWatch = abort));
+  watching.catch((err) => log(`the Deployment watch failed: ${err.message}`));
   await sleep(1000);
   const delays = [];
   log(`${CHANGES} spec changes, one at a time`);
@@ -225,7 +287,7 @@ async function main() {
       await sleep(2);
     }
   }
-  watch.abort();
+  stopWatch();
   delays.sort((a, b) => a - b);
   result.change = { count: delays.length, p50Ms: Math.round(percentile(delays, 50)), p99Ms: Math.round(percentile(delays, 99)), maxMs: Math.round(delays.at(-1)), meetsTarget: percentile(delays, 99) < 1000 };
   log(`spec change → Deployment: p50 ${result.change.p50Ms} ms, p99 ${result.change.p99Ms} ms, max ${result.change.maxMs} ms (target p99 < 1000 ms)`);
@@ -237,6 +299,8 @@ async function main() {
   const total = await waitForGateways(TOTAL, t0, 900_000);
   for (let i = 0; i < 120 && (await metric(health, 'portway_operator_workqueue_depth')) !== 0; i++) await sleep(500);
   await sleep(10_000);
+  const mem10 = rssMb(operator.pid);
+  await sleep(20_000);
   const mem = rssMb(operator.pid);
   result.memory = {
     gatewayDeployments: TOTAL,
@@ -245,15 +309,23 @@ async function main() {
     allReconciledMs: total.reconciledMs === undefined ? null : Math.round(total.reconciledMs),
     allReadyMs: total.readyMs === undefined ? null : Math.round(total.readyMs),
     rssMb: Math.round(mem.rss * 10) / 10,
+    rssAfter10sMb: Math.round(mem10.rss * 10) / 10,
     peakRssMb: Math.round(mem.peak * 10) / 10,
     heapUsedMb: Math.round(((await metric(health, 'nodejs_heap_size_used_bytes')) ?? NaN) / 2 ** 20 * 10) / 10,
     meetsTarget: mem.rss <= 150,
   };
+  const reconciles = await metricSamples(health, 'portway_operator_reconcile_total');
   result.reconciles = {
-    success: await metric(health, 'portway_operator_reconcile_total\\{result="success"\\}'),
-    error: await metric(health, 'portway_operator_reconcile_total\\{result="error"\\}'),
+    success: reconciles['{result="success"}'],
+    error: reconciles['{result="error"}'],
+    conflict: reconciles['{result="conflict"}'],
+    apiErrorsByOperation: await metricSamples(health, 'portway_operator_errors_total'),
+    errorCauses: errorCauses(logFile),
   };
+  result.machine.loadAverageAtEnd = load();
   log(`${TOTAL} GatewayDeployments: ${total.reconciled} reconciled${total.reconciledMs ? ` after ${(total.reconciledMs / 1000).toFixed(1)} s` : ''}, ${total.ready} Ready; operator RSS ${mem.rss.toFixed(1)} MB (peak ${mem.peak.toFixed(1)} MB; target ≤ 150 MB)`);
+  log(`reconciles: ${result.reconciles.success} succeeded, ${result.reconciles.error} failed; load average ${result.machine.loadAverageAtStart.join(' ')} at start, ${result.machine.loadAverageAtEnd.join(' ')} at end`);
+  for (const c of result.reconciles.errorCauses.causes) log(`  ${c.count} × ${c.cause}`);
 
   operator.kill('SIGTERM');
   mkdirSync(dirname(OUT), { recursive: true });

@@ -3,8 +3,14 @@
 // correlation window patches the existing Event's count and lastTimestamp instead of
 // creating another one. Recording never fails a reconcile: a failed write is logged and
 // counted, and the Event is lost, as in client-go.
+//
+// Writes are fire-and-forget for the reconciler, so they are bounded here: a few at a time,
+// and a bounded backlog beyond which new Events are dropped (client-go's broadcaster drops
+// too). 1,000 new gateways make 7,000 "Created" Events; without a bound they would take every
+// connection to the apiserver and every seat its flow control gives the operator, and the
+// reconciles' own requests would wait behind them.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConnection } from '../../kube/connection.js';
 import { KubeApiError, kubeRequest, objectPath } from '../../kube/kube-request.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -16,7 +22,7 @@ export interface EventSubject {
 }
 
 export interface EventRecorderOptions {
-  kubeConfig: KubeConfig;
+  connection: KubeConnection;
   /** source.component and reportingComponent. */
   component: string;
   /** reportingInstance (the pod name). */
@@ -25,6 +31,10 @@ export interface EventRecorderOptions {
   windowMs?: number;
   /** Distinct events remembered for deduplication (an LRU). */
   maxCached?: number;
+  /** Event writes in flight at once (default 2). */
+  maxInFlight?: number;
+  /** Events not yet written (in flight or waiting) beyond which new ones are dropped (default 1,000). */
+  maxPending?: number;
   onError?: (err: Error, event: { reason: string; message: string }) => void;
   now?: () => Date;
 }
@@ -45,6 +55,10 @@ export class EventRecorder {
   /** One write at a time per deduplication key, so a repeat never races its own create. */
   private readonly chains = new Map<string, Promise<void>>();
   private sequence = 0;
+  private inFlight = 0;
+  /** Recorded and not yet written. */
+  private pending = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(private readonly o: EventRecorderOptions) {}
 
@@ -52,8 +66,16 @@ export class EventRecorder {
   record(subject: EventSubject, type: EventType, reason: string, message: string): Promise<void> {
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
     const key = [subject.metadata.uid ?? `${subject.metadata.namespace}/${subject.metadata.name}`, type, reason, text].join('\u0000');
+    if (this.pending >= (this.o.maxPending ?? 1000)) {
+      this.o.onError?.(new Error(`${this.pending} events waiting to be written: dropped`), { reason, message: text });
+      return Promise.resolve();
+    }
+    this.pending++;
     const previous = this.chains.get(key) ?? Promise.resolve();
-    const next = previous.then(() => this.write(key, subject, type, reason, text)).catch((err: Error) => this.o.onError?.(err, { reason, message: text }));
+    const next = previous
+      .then(() => this.bounded(() => this.write(key, subject, type, reason, text)))
+      .catch((err: Error) => this.o.onError?.(err, { reason, message: text }))
+      .finally(() => this.pending--);
     this.chains.set(key, next);
     void next.then(() => {
       if (this.chains.get(key) === next) this.chains.delete(key);
@@ -66,13 +88,27 @@ export class EventRecorder {
     await Promise.all([...this.chains.values()]);
   }
 
+  /** Runs `fn` when fewer than maxInFlight writes are running. */
+  private async bounded(fn: () => Promise<void>): Promise<void> {
+    // A finished write hands its slot to the next waiting one.
+    if (this.inFlight >= (this.o.maxInFlight ?? 2)) await new Promise<void>((r) => this.waiting.push(r));
+    else this.inFlight++;
+    try {
+      await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.inFlight--;
+    }
+  }
+
   private async write(key: string, subject: EventSubject, type: EventType, reason: string, message: string): Promise<void> {
     const now = (this.o.now ?? (() => new Date()))();
     const ts = now.toISOString().replace(/\.\d+Z$/, 'Z');
     const seen = this.seen.get(key);
     if (seen && now.getTime() - seen.lastSeen < (this.o.windowMs ?? 600_000)) {
       try {
-        await kubeRequest(this.o.kubeConfig, {
+        await kubeRequest(this.o.connection, {
           method: 'PATCH',
           path: objectPath('v1', 'events', seen.namespace, seen.name),
           contentType: 'application/merge-patch+json',
@@ -91,7 +127,7 @@ export class EventRecorder {
     // client-go names events <object>.<unix nanos in hex>; a sequence keeps them unique within a millisecond.
     const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(this.sequence++ % 1_000_000);
     const name = `${subject.metadata.name}.${nanos.toString(16)}`;
-    await kubeRequest(this.o.kubeConfig, {
+    await kubeRequest(this.o.connection, {
       method: 'POST',
       path: objectPath('v1', 'events', namespace),
       body: {

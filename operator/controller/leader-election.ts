@@ -2,11 +2,11 @@
 // lease is free or expired, renew every retry period, step down when renewals fail past the
 // renew deadline. Optimistic concurrency (resourceVersion) settles races between replicas.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConnection } from '../../kube/connection.js';
 import { KubeApiError, kubeRequest, objectPath } from '../../kube/kube-request.js';
 
 export interface LeaderElectionOptions {
-  kubeConfig: KubeConfig;
+  connection: KubeConnection;
   namespace: string;
   name: string;
   identity: string;
@@ -76,7 +76,7 @@ export class LeaderElector {
 
   private async get(): Promise<Lease | undefined> {
     try {
-      return await kubeRequest<Lease>(this.o.kubeConfig, { method: 'GET', path: this.path });
+      return await kubeRequest<Lease>(this.o.connection, { method: 'GET', path: this.path });
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
       throw err;
@@ -84,7 +84,7 @@ export class LeaderElector {
   }
 
   private put(lease: Lease): Promise<Lease> {
-    return kubeRequest<Lease>(this.o.kubeConfig, { method: 'PUT', path: this.path, body: lease });
+    return kubeRequest<Lease>(this.o.connection, { method: 'PUT', path: this.path, body: lease });
   }
 
   private async tick(): Promise<void> {
@@ -95,7 +95,7 @@ export class LeaderElector {
       const lease = await this.get();
       const seconds = Math.round(duration / 1000);
       if (!lease) {
-        await kubeRequest(this.o.kubeConfig, {
+        await kubeRequest(this.o.connection, {
           method: 'POST',
           path: objectPath('coordination.k8s.io/v1', 'leases', this.o.namespace),
           body: {

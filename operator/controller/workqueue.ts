@@ -1,21 +1,36 @@
 // A controller work queue in the client-go mould: keys are deduplicated, one worker handles a
 // key at a time (a key added while it is processed runs again afterwards), failures back off
-// per key exponentially, and a token bucket bounds the overall rate.
+// per key exponentially, and a token bucket bounds the overall rate of retries.
+//
+// Two departures from client-go, both so that a user's change is reconciled promptly while
+// the queue holds a backlog (1,000 gateways whose pods become ready, a periodic resync):
+// - keys wait in three lanes, taken in order: `high` (the GatewayDeployment itself changed),
+//   `normal` (an owned object changed, a retry), `low` (the periodic resync). A key added again
+//   with a higher priority moves up.
+// - the token bucket delays retries only (as client-go's default controller rate limiter
+//   does); a fresh key is never held behind it.
 
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
-  /** Token bucket: sustained keys per second and burst. */
+  /** Token bucket of retries (addRateLimited): sustained retries per second and burst. */
   qps?: number;
   burst?: number;
   now?: () => number;
 }
 
+/** Which lane a key waits in: high is taken first. */
+export type Priority = 'high' | 'normal' | 'low';
+const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** One insertion-ordered set per priority: FIFO within a lane, O(1) take and move. */
+  private readonly lanes: Array<Set<string>> = [new Set(), new Set(), new Set()];
+  /** Queued key → its lane. */
+  private readonly queued = new Map<string, number>();
   private readonly processing = new Set<string>();
-  private readonly dirty = new Set<string>();
+  /** Keys added while being processed → the lane to queue them in afterwards. */
+  private readonly dirty = new Map<string, number>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private waiters: Array<() => void> = [];
@@ -29,18 +44,23 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queued.size;
   }
 
-  add(key: string): void {
+  add(key: string, priority: Priority = 'normal'): void {
     if (this.shuttingDown) return;
+    const lane = PRIORITIES.indexOf(priority);
     if (this.processing.has(key)) {
-      this.dirty.add(key);
+      this.dirty.set(key, Math.min(lane, this.dirty.get(key) ?? lane));
       return;
     }
-    if (this.queued.has(key)) return;
-    this.queued.add(key);
-    this.queue.push(key);
+    const current = this.queued.get(key);
+    if (current !== undefined) {
+      if (current <= lane) return;
+      this.lanes[current]!.delete(key);
+    }
+    this.queued.set(key, lane);
+    this.lanes[lane]!.add(key);
     this.wake();
   }
 
@@ -56,11 +76,15 @@ export class WorkQueue {
     this.timers.set(key, timer);
   }
 
-  /** Requeues after this key's next backoff delay (base × 2^failures, capped). */
+  /**
+   * Requeues after this key's next backoff delay (base × 2^failures, capped), or later when
+   * the token bucket of retries is empty (many keys failing at once: the apiserver is away).
+   */
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const delay = Math.min(this.options.maxDelayMs ?? 60_000, (this.options.baseDelayMs ?? 100) * 2 ** n);
+    const backoff = Math.min(this.options.maxDelayMs ?? 60_000, (this.options.baseDelayMs ?? 100) * 2 ** n);
+    const delay = Math.max(backoff, this.reserveToken());
     this.addAfter(key, delay);
     return delay;
   }
@@ -100,13 +124,10 @@ export class WorkQueue {
   private async next(): Promise<string | undefined> {
     for (;;) {
       if (this.shuttingDown) return undefined;
-      if (this.queue.length > 0) {
-        const wait = this.takeToken();
-        if (wait > 0) {
-          await new Promise((r) => setTimeout(r, wait).unref());
-          continue;
-        }
-        const key = this.queue.shift()!;
+      const lane = this.lanes.find((l) => l.size > 0);
+      if (lane) {
+        const key = lane.values().next().value as string;
+        lane.delete(key);
         this.queued.delete(key);
         this.processing.add(key);
         return key;
@@ -117,7 +138,10 @@ export class WorkQueue {
 
   private done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.delete(key)) this.add(key);
+    const lane = this.dirty.get(key);
+    if (lane === undefined) return;
+    this.dirty.delete(key);
+    this.add(key, PRIORITIES[lane]);
   }
 
   private wake(): void {
@@ -126,18 +150,15 @@ export class WorkQueue {
     for (const w of waiters) w();
   }
 
-  /** Returns 0 when a token was taken, else how long to wait for one. */
-  private takeToken(): number {
+  /** Takes a token, borrowing from the future when none is left; returns how long until it is due. */
+  private reserveToken(): number {
     const qps = this.options.qps ?? 10;
     const burst = this.options.burst ?? 100;
     const now = this.now();
     this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) / 1000) * qps);
     this.lastRefill = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) / qps) * 1000);
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / qps) * 1000);
   }
 
   private now(): number {

@@ -13,7 +13,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConnection } from '../../kube/connection.js';
 import { KubeApiError, kubeRequest, objectPath } from '../../kube/kube-request.js';
 import {
   DEFAULT_CA_VALIDITY_MS,
@@ -33,7 +33,7 @@ export interface CertificateSource {
 }
 
 export interface SecretCertificatesOptions {
-  kubeConfig: KubeConfig;
+  connection: KubeConnection;
   /** The operator's namespace: the Secret and the webhook Service live there. */
   namespace: string;
   secretName: string;
@@ -155,7 +155,7 @@ export class SecretCertificates implements CertificateSource {
 
   private async readSecret(path: string): Promise<SecretObject | undefined> {
     try {
-      return await kubeRequest<SecretObject>(this.o.kubeConfig, { method: 'GET', path });
+      return await kubeRequest<SecretObject>(this.o.connection, { method: 'GET', path });
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
       throw err;
@@ -177,8 +177,8 @@ export class SecretCertificates implements CertificateSource {
       type: existing?.type ?? 'kubernetes.io/tls',
       data,
     };
-    if (!existing) return kubeRequest<SecretObject>(this.o.kubeConfig, { method: 'POST', path: objectPath('v1', 'secrets', this.o.namespace), body });
-    return kubeRequest<SecretObject>(this.o.kubeConfig, { method: 'PUT', path, body });
+    if (!existing) return kubeRequest<SecretObject>(this.o.connection, { method: 'POST', path: objectPath('v1', 'secrets', this.o.namespace), body });
+    return kubeRequest<SecretObject>(this.o.connection, { method: 'PUT', path, body });
   }
 
   /** Makes every webhook of both configurations trust `bundle` (a JSON patch per stale entry, guarded by its name). */
@@ -193,7 +193,7 @@ export class SecretCertificates implements CertificateSource {
       const path = objectPath(ADMISSION_API, plural, undefined, name);
       let config: WebhookConfiguration;
       try {
-        config = await kubeRequest<WebhookConfiguration>(this.o.kubeConfig, { method: 'GET', path });
+        config = await kubeRequest<WebhookConfiguration>(this.o.connection, { method: 'GET', path });
       } catch (err) {
         if (err instanceof KubeApiError && err.statusCode === 404) {
           if (!this.missingConfigurations.has(path)) this.log(`webhook certificate: ${plural}/${name} not found; its caBundle is set once it exists`);
@@ -212,7 +212,7 @@ export class SecretCertificates implements CertificateSource {
             ],
       );
       if (ops.length === 0) continue;
-      await kubeRequest(this.o.kubeConfig, { method: 'PATCH', path, body: ops, contentType: 'application/json-patch+json' });
+      await kubeRequest(this.o.connection, { method: 'PATCH', path, body: ops, contentType: 'application/json-patch+json' });
     }
   }
 

@@ -1,7 +1,7 @@
 // The admission webhook of one operator replica: its certificate (self-managed in a Secret,
 // or cert-manager's files) and its HTTPS server. Not leader-gated: every replica serves.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConnection } from '../../kube/connection.js';
 import type { RenderOptions } from '../api/defaults.js';
 import { CertificateFiles, SecretCertificates, type CertificateSource } from './certificate-source.js';
 import { WebhookServer } from './server.js';
@@ -11,7 +11,7 @@ export { reviewInjection, reviewValidation } from './admission.js';
 export { injectGatewayPod, INJECT_LABEL, TEMPLATES_ANNOTATION, INJECTED_CONTAINER_NAME, AUTO_IMAGE } from './injection.js';
 
 export interface WebhookOptions {
-  kubeConfig: KubeConfig;
+  connection: KubeConnection;
   port: number;
   host?: string;
   /** The operator's namespace (webhook Service and certificate Secret). */
@@ -40,7 +40,7 @@ export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
   const source: CertificateSource = o.certDir
     ? new CertificateFiles({ dir: o.certDir, intervalMs: o.certFilesIntervalMs, log: o.log })
     : new SecretCertificates({
-        kubeConfig: o.kubeConfig,
+        connection: o.connection,
         namespace: o.namespace,
         secretName: o.secretName,
         serviceName: o.serviceName,

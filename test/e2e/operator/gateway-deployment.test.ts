@@ -3,19 +3,10 @@
 // ServiceAccount, and GatewayDeployments become real objects that controllers act on.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../../support/repo-root.js';
 import { useNamespace } from '../support/cluster.js';
-import { serviceAccountCredentials } from '../support/service-account.js';
+import { deleteGatewayDeployments, GROUP, installChart, PLURAL, startOperator, VERSION, type OperatorProcess } from '../support/operator.js';
 import { eventually } from '../support/wait.js';
-import { runCommand } from '../support/run.js';
-
-const GROUP = 'portway.dev';
-const VERSION = 'v1alpha1';
-const PLURAL = 'gatewaydeployments';
 
 interface GatewayStatus {
   observedGeneration?: number;
@@ -28,8 +19,7 @@ interface GatewayStatus {
 describe('e2e: the operator reconciles GatewayDeployments', function () {
   this.timeout(180_000);
   const env = useNamespace('operator');
-  let operator: ChildProcess | undefined;
-  const operatorLog: string[] = [];
+  let operator: OperatorProcess | undefined;
   let custom: CustomObjectsApi;
   let apps: AppsV1Api;
   let core: CoreV1Api;
@@ -41,36 +31,27 @@ describe('e2e: the operator reconciles GatewayDeployments', function () {
 
   before(async function () {
     this.timeout(300_000);
-    const ns = env.namespace;
     custom = env.cluster.kc.makeApiClient(CustomObjectsApi);
     apps = env.cluster.kc.makeApiClient(AppsV1Api);
     core = env.cluster.kc.makeApiClient(CoreV1Api);
     rbac = env.cluster.kc.makeApiClient(RbacAuthorizationV1Api);
-    // The chart as users install it: CRDs, then the rendered templates (operator Deployment
-    // included; its pod is fake, the real operator below runs with the same ServiceAccount).
-    const chart = join(repoRoot(), 'charts', 'portway');
-    await env.cluster.kubectl(['apply', '--server-side', '-f', join(chart, 'crds')]);
-    await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
-    const rendered = await runCommand(env.cluster.bin.helm!, ['template', 'portway', chart, '--namespace', ns, '--kube-version', 'v1.37.2', '--skip-tests', '--set', 'webhook.injection.enabled=false', '--set', 'webhook.validation.enabled=false']);
-    const docs = parseAllDocuments(rendered).map((d) => (Array.isArray(d) ? undefined : d.toJS())).filter(Boolean);
-    assert.ok(docs.some((d) => d.kind === 'ClusterRole'), 'the chart renders the operator ClusterRole');
-    await env.cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], { input: rendered });
-    const sa = docs.find((d) => d.kind === 'ServiceAccount');
-    const creds = await serviceAccountCredentials(env.cluster, ns, sa.metadata.name);
-    operator = spawn(process.execPath, [join(repoRoot(), 'bin', 'portway.js'), 'operator', '--namespace', ns, '--health-port', '0'], {
-      env: { ...process.env, KUBECONFIG: creds.kubeconfigPath, POD_NAMESPACE: ns, PORTWAY_PROXY_IMAGE: 'example.invalid/portway:e2e' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    operator.stderr!.on('data', (c: Buffer) => operatorLog.push(c.toString()));
-    operator.stdout!.on('data', (c: Buffer) => operatorLog.push(c.toString()));
+    // The chart as users install it (its operator pod is fake, the real operator below runs
+    // with the same ServiceAccount).
+    const chart = await installChart(env, 'portway');
+    assert.ok(chart.docs.some((d) => d.kind === 'ClusterRole'), 'the chart renders the operator ClusterRole');
+    operator = await startOperator(env, chart, 'operator-gd');
   });
 
-  after(async () => {
-    operator?.kill('SIGTERM');
+  after(async function () {
+    this.timeout(120_000);
+    // With the operator still running, so it removes its finalizers (bad-ports keeps one).
+    if (operator) await deleteGatewayDeployments(env);
+    operator?.child.kill('SIGTERM');
+    await operator?.exited;
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error(`operator log:\n${operatorLog.join('')}`);
+    if (this.currentTest?.state === 'failed') console.error(`operator log:\n${operator?.output.join('')}`);
   });
 
   it('renders the gateway: ServiceAccount, RBAC, Deployment, LoadBalancer Service with externalTrafficPolicy Local', async () => {

@@ -15,20 +15,29 @@ export const GROUP = 'portway.dev';
 export const VERSION = 'v1alpha1';
 export const PLURAL = 'gatewaydeployments';
 
-/** Installs the chart's CRDs and templates into env.namespace under `release`; returns the operator's credentials. */
-export async function installChart(env: NamespaceContext, release: string, set: string[] = []): Promise<ServiceAccountCredentials> {
+export interface InstalledChart extends ServiceAccountCredentials {
+  /** The chart's rendered templates, as applied. */
+  docs: Array<Record<string, any>>;
+}
+
+/**
+ * Installs the chart's CRDs and templates into env.namespace under `release`; returns the
+ * operator's credentials and what was applied. Without `webhooks`, the webhook configurations
+ * are left out: they are cluster-scoped, the operators of most tests serve no webhook, and a
+ * leftover Fail-policy injection webhook would block the webhook tests' pods.
+ */
+export async function installChart(env: NamespaceContext, release: string, set: string[] = [], { webhooks = false } = {}): Promise<InstalledChart> {
   const chart = join(repoRoot(), 'charts', 'portway');
   await env.cluster.kubectl(['apply', '--server-side', '-f', join(chart, 'crds')]);
   await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
-  // No webhook configurations: they are cluster-scoped, the operators in these tests serve no
-  // webhook, and a leftover Fail-policy injection webhook would block the webhook tests' pods.
-  const noWebhooks = ['webhook.injection.enabled=false', 'webhook.validation.enabled=false'];
+  const noWebhooks = webhooks ? [] : ['webhook.injection.enabled=false', 'webhook.validation.enabled=false'];
   const args = ['template', release, chart, '--namespace', env.namespace, '--kube-version', 'v1.37.2', '--skip-tests', ...[...noWebhooks, ...set].flatMap((s) => ['--set', s])];
   const rendered = await runCommand(env.cluster.bin.helm!, args);
   const docs = parseAllDocuments(rendered).map((d) => (Array.isArray(d) ? undefined : d.toJS())).filter(Boolean);
-  await env.cluster.kubectl(['apply', '--server-side', '-n', env.namespace, '-f', '-'], { input: rendered });
+  // Forced: the cluster-scoped objects may have been applied by an earlier install.
+  await env.cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-n', env.namespace, '-f', '-'], { input: rendered });
   const sa = docs.find((d) => d.kind === 'ServiceAccount');
-  return serviceAccountCredentials(env.cluster, env.namespace, sa.metadata.name);
+  return { ...(await serviceAccountCredentials(env.cluster, env.namespace, sa.metadata.name)), docs };
 }
 
 export function freePort(): Promise<number> {

@@ -15,11 +15,11 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, type V1Container, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { repoRoot } from '../../support/repo-root.js';
 import { KubectlError, useNamespace } from '../support/cluster.js';
-import { runCommand } from '../support/run.js';
-import { serviceAccountCredentials, type ServiceAccountCredentials } from '../support/service-account.js';
+import { installChart } from '../support/operator.js';
+import type { ServiceAccountCredentials } from '../support/service-account.js';
 import { eventually } from '../support/wait.js';
 
 const RELEASE = 'portway';
@@ -141,14 +141,11 @@ describe('e2e: admission webhooks served by the operator', function () {
     core = env.cluster.kc.makeApiClient(CoreV1Api);
     apps = env.cluster.kc.makeApiClient(AppsV1Api);
     admission = env.cluster.kc.makeApiClient(AdmissionregistrationV1Api);
-    const chart = join(repoRoot(), 'charts', 'portway');
-    await env.cluster.kubectl(['apply', '--server-side', '-f', join(chart, 'crds')]);
-    const rendered = await runCommand(env.cluster.bin.helm!, ['template', RELEASE, chart, '--namespace', ns, '--kube-version', '1.37.2', '--skip-tests', '--set', 'replicas=2']);
-    const docs = parseAllDocuments(rendered).map((d) => (Array.isArray(d) ? undefined : d.toJS())).filter(Boolean);
+    const chart = await installChart(env, RELEASE, ['replicas=2'], { webhooks: true });
+    const docs = chart.docs;
     const kinds = docs.map((d) => d.kind);
     assert.ok(kinds.includes('MutatingWebhookConfiguration') && kinds.includes('ValidatingWebhookConfiguration'), 'the chart renders both webhook configurations');
-    await env.cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-n', ns, '-f', '-'], { input: rendered });
-    await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.networking.istio.io', 'crd/gatewaydeployments.portway.dev']);
+    await env.cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.networking.istio.io']);
 
     // The operator container as the chart wrote it: its environment (fieldRefs resolved per
     // pod below) and its arguments.
@@ -158,7 +155,8 @@ describe('e2e: admission webhooks served by the operator', function () {
     operatorEnv.POD_NAMESPACE = ns;
     assert.equal(operatorEnv.PORTWAY_WEBHOOK_PORT, '9443');
     operatorArgs = container.args!;
-    creds = await serviceAccountCredentials(env.cluster, ns, deployment.spec!.template.spec!.serviceAccountName!);
+    assert.equal(chart.username, `system:serviceaccount:${ns}:${deployment.spec!.template.spec!.serviceAccountName}`);
+    creds = chart;
 
     // The webhook Service's endpoints: the two kwok operator pods.
     const selector = Object.entries(deployment.spec!.selector.matchLabels!).map(([k, v]) => `${k}=${v}`).join(',');

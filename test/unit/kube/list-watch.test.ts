@@ -48,14 +48,13 @@ current-context: ctx
 `);
     return new HttpsListWatchClient(connectionFromKubeconfig(file));
   };
-  const target = { apiVersion: 'v1', kind: 'Pod' };
 
   it('reads the current context of a kubeconfig (token file relative to it) and pages through a list', async () => {
     const c = client();
-    const first = await c.list('/api/v1/pods', { target, limit: 500, labelSelector: 'app=x' });
+    const first = await c.list('/api/v1/pods', { limit: 500, labelSelector: 'app=x' });
     assert.deepEqual(first.items.map((i) => i.metadata?.name), ['item-1']);
     assert.equal(first.continueToken, 'p2');
-    const second = await c.list('/api/v1/pods', { target, limit: 500, continueToken: first.continueToken });
+    const second = await c.list('/api/v1/pods', { limit: 500, continueToken: first.continueToken });
     assert.equal(second.continueToken, undefined);
     assert.equal(second.resourceVersion, '42');
     const req = seen.find((s) => s.url.includes('labelSelector'))!;
@@ -64,7 +63,7 @@ current-context: ctx
   });
 
   it('names the HTTP status of a refused list', async () => {
-    await assert.rejects(client().list('/api/v1/namespaces/ns/forbidden', { target, limit: 1 }), (e: unknown) => e instanceof KubeStatusError && e.code === 403 && /forbidden/.test(e.message));
+    await assert.rejects(client().list('/api/v1/namespaces/ns/forbidden', { limit: 1 }), (e: unknown) => e instanceof KubeStatusError && e.code === 403 && /forbidden/.test(e.message));
   });
 
   it('delivers watch events split across chunks and rejects on an ERROR event with its code (410)', async () => {

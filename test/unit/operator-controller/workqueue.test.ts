@@ -63,21 +63,57 @@ describe('operator: work queue', () => {
     q.shutDown();
   });
 
-  it('limits the overall rate with a token bucket', async () => {
+  it('bounds the rate of retries with a token bucket, and never holds a fresh key behind it', async () => {
     let clock = 0;
-    const q = new WorkQueue({ qps: 1, burst: 2, now: () => clock });
-    for (const k of ['a', 'b', 'c']) q.add(k);
+    const q = new WorkQueue({ baseDelayMs: 10, qps: 1, burst: 2, now: () => clock });
+    // Three keys fail at once: the burst of 2 retries after the backoff, the third waits for a token.
+    assert.deepEqual(['a', 'b', 'c'].map((k) => q.addRateLimited(k)), [10, 10, 1000]);
+    clock += 1000;
+    assert.equal(q.addRateLimited('d'), 1000, 'the bucket refilled one token, which c already holds');
     const seen: string[] = [];
     const run = q.run(async (k) => {
       seen.push(k);
     }, 1);
-    await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(seen, ['a', 'b'], 'the burst of 2 passes, the third waits for a token');
-    clock += 1000;
-    await new Promise((r) => setTimeout(r, 1100));
-    assert.deepEqual(seen, ['a', 'b', 'c']);
+    q.add('fresh');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen, ['fresh', 'a', 'b'], 'the fresh key ran at once, the first two retries after their backoff');
     q.shutDown();
     await run;
+  });
+
+  it('takes changed GatewayDeployments before owned-object changes and the resync, and moves a key up', async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 3; i++) q.add(`resync-${i}`, 'low');
+    q.add('status-0');
+    q.add('spec', 'high');
+    q.add('resync-2', 'high'); // changed while waiting for the resync: moves to the front lane
+    q.add('status-0', 'low'); // already waiting with a higher priority: stays
+    assert.equal(q.length, 5);
+    const seen: string[] = [];
+    const run = q.run(async (k) => {
+      seen.push(k);
+      if (k === 'status-0') q.add('late', 'high'); // arrives while the backlog waits
+      if (seen.length === 6) q.shutDown();
+    }, 1);
+    await run;
+    assert.deepEqual(seen, ['spec', 'resync-2', 'status-0', 'late', 'resync-0', 'resync-1']);
+  });
+
+  it('requeues a key added while it was processed in the highest lane it was added with', async () => {
+    const q = new WorkQueue();
+    const seen: string[] = [];
+    const run = q.run(async (k) => {
+      seen.push(k);
+      if (seen.length === 1) {
+        q.add('b', 'low');
+        q.add('a', 'low');
+        q.add('a', 'high');
+      }
+      if (seen.length === 3) q.shutDown();
+    }, 1);
+    q.add('a');
+    await run;
+    assert.deepEqual(seen, ['a', 'a', 'b']);
   });
 });
 

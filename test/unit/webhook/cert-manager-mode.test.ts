@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createCa, issueServing, serviceDnsNames, type KeyPair } from '../../../operator/webhook/certificates.js';
 import { startWebhook, type RunningWebhook } from '../../../operator/webhook/index.js';
 
@@ -62,7 +61,7 @@ describe('webhook in cert-manager mode (certificate files)', function () {
 
     // The mount is empty until cert-manager has issued the certificate.
     const starting = startWebhook({
-      kubeConfig: new KubeConfig(),
+      connection: { server: new URL('https://127.0.0.1:1') }, // not called in cert-manager mode
       port: 0,
       host: '127.0.0.1',
       namespace: 'portway-system',
