@@ -34,10 +34,12 @@ const settings = {
   bulkMB: envNumber('TLS_BENCH_BULK_MB', 64),
   tlsVersion: process.env.TLS_BENCH_VERSION || '1.3',
   only: (process.env.TLS_BENCH_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-  systems: (process.env.TLS_BENCH_SYSTEMS ?? 'nginx,portway').split(',').map((s) => s.trim()).filter(Boolean),
+  systems: (process.env.TLS_BENCH_SYSTEMS ?? 'nginx,portway,node-tls').split(',').map((s) => s.trim()).filter(Boolean),
   pin: !envOff('BENCH_PIN'),
   nice: process.env.BENCH_NICE !== undefined && process.env.BENCH_NICE !== '' ? Number(process.env.BENCH_NICE) : (process.getuid?.() === 0 ? -10 : 0),
   portwayBin: process.env.BENCH_PORTWAY_BIN ? path.resolve(process.env.BENCH_PORTWAY_BIN) : path.join(ROOT, 'bin', 'portway.js'),
+  /** Another build of Portway measured in the same run as "portway-baseline" (before/after a change). */
+  baselineBin: process.env.TLS_BENCH_BASELINE_BIN ? path.resolve(process.env.TLS_BENCH_BASELINE_BIN) : null,
   /** Extra node flags for Portway (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). */
   portwayNodeFlags: (process.env.TLS_BENCH_PORTWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
   out: process.env.TLS_BENCH_OUT ?? path.join(HERE, 'results', 'tls.json'),
@@ -59,7 +61,7 @@ const SCENARIOS = [
   { name: 'handshake-ecdsa', what: 'full handshakes/s, ECDSA P-256', unit: 'hs', port: 'ecdsa', client: (port) => tlsClient(port, 'bench.local', 'full', settings.handshakeConnections) },
   { name: 'handshake-rsa', what: 'full handshakes/s, RSA-2048', unit: 'hs', port: 'rsa', client: (port) => tlsClient(port, 'bench.local', 'full', settings.handshakeConnections) },
   { name: 'resume', what: 'resumed handshakes/s (session tickets), ECDSA', unit: 'hs', port: 'ecdsa', client: (port) => tlsClient(port, 'bench.local', 'resume', settings.handshakeConnections) },
-  { name: 'https-requests', what: `HTTPS keep-alive requests/s (wrk -t1 -c${settings.wrkConnections}), ECDSA`, unit: 'req', port: 'ecdsa', client: (port) => wrkCommand(port) },
+  { name: 'https-requests', what: `HTTPS keep-alive requests/s (wrk -t1 -c${settings.wrkConnections}), ECDSA`, unit: 'req', port: 'requests', client: (port) => wrkCommand(port) },
   { name: 'passthrough', what: `PASSTHROUGH by SNI, MB/s (${settings.bulkConnections} downloads of ${settings.bulkMB} MiB at a time)`, unit: 'MB', port: 'passthrough', client: (port) => tlsClient(port, HOSTS.passthrough, 'bulk', settings.bulkConnections, 'TLS_AES_128_GCM_SHA256') },
 ];
 
@@ -172,7 +174,7 @@ async function waitServing(child, ports) {
 
 async function startNginx(env) {
   const [ecdsa, rsa, passthrough] = await newPorts(3);
-  const ports = { ecdsa, rsa, passthrough: env.streamModule === null ? null : passthrough };
+  const ports = { ecdsa, rsa, requests: ecdsa, passthrough: env.streamModule === null ? null : passthrough };
   const ciphers = tls.DEFAULT_CIPHERS.split(':');
   const child = procs.startNginx('nginx', (prefix) => nginxTlsConf({ prefix, ports, backendPort: env.backendPort, tlsBackendPort: env.tlsBackendPort, certs: env.certs, ciphers, streamModule: env.streamModule }), cpus.sut);
   await waitServing(child, ports);
@@ -180,17 +182,17 @@ async function startNginx(env) {
   return { child, ports, notes };
 }
 
-async function startPortway(env) {
-  if (!existsSync(settings.portwayBin)) throw new Error(`${settings.portwayBin} missing`);
-  if (!process.env.BENCH_PORTWAY_BIN && !existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js missing: run `npm run build`');
-  const dir = path.join(TMP, 'portway-config');
+async function startPortway(env, bin = settings.portwayBin, name = 'portway') {
+  if (!existsSync(bin)) throw new Error(`${bin} missing`);
+  if (bin === path.join(ROOT, 'bin', 'portway.js') && !existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js missing: run `npm run build`');
+  const dir = path.join(TMP, `${name}-config`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'bench.yaml'), portwayTlsYaml({ ecdsa: env.certs.ecdsa, rsa: env.certs.rsa, backendPort: env.backendPort, tlsBackendPort: env.tlsBackendPort }));
   const [ecdsa, rsa, passthrough, statusPort, metricsPort, adminPort] = await newPorts(6);
-  const ports = { ecdsa, rsa, passthrough };
+  const ports = { ecdsa, rsa, requests: ecdsa, passthrough };
   const args = [
     ...settings.portwayNodeFlags,
-    settings.portwayBin, 'proxy',
+    bin, 'proxy',
     '--config', dir,
     '--namespace', 'bench',
     '--labels', 'istio=ingressgateway',
@@ -202,7 +204,7 @@ async function startPortway(env) {
     '--bind-address', LOOPBACK,
     '--access-log', 'off',
   ];
-  const child = procs.start('portway', process.execPath, args, { cpu: cpus.sut, env: { NODE_ENV: 'production' } });
+  const child = procs.start(name, process.execPath, args, { cpu: cpus.sut, env: { NODE_ENV: 'production' } });
   await procs.waitFor(child, 'ready', 30000, async () => {
     const r = await get(statusPort, '/healthz/ready');
     return r.status === 200 ? true : `readiness HTTP ${r.status}`;
@@ -211,7 +213,21 @@ async function startPortway(env) {
   return { child, ports, notes: [] };
 }
 
-const SYSTEMS = { nginx: startNginx, portway: startPortway };
+/** A bare node:tls server (node-tls-server.mjs): handshakes only, the floor for any Node.js proxy. */
+async function startNodeTls(env) {
+  const [ecdsa, rsa] = await newPorts(2);
+  const ports = { ecdsa, rsa, passthrough: null, requests: null };
+  const child = procs.start('node-tls', process.execPath, [path.join(HERE, 'node-tls-server.mjs'), String(ecdsa), String(rsa), TMP], { cpu: cpus.sut });
+  await waitServing(child, ports);
+  return { child, ports, notes: [] };
+}
+
+const SYSTEMS = {
+  nginx: startNginx,
+  portway: (env) => startPortway(env),
+  'portway-baseline': (env) => startPortway(env, settings.baselineBin, 'portway-baseline'),
+  'node-tls': startNodeTls,
+};
 
 // ---------------------------------------------------------------- measuring
 
@@ -260,11 +276,16 @@ async function main() {
   const unknown = settings.only.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length) throw new Error(`TLS_BENCH_SCENARIOS: unknown ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
   const scenarios = SCENARIOS.filter((s) => !settings.only.length || settings.only.includes(s.name));
-  const systems = settings.systems.filter((s) => SYSTEMS[s]);
-  const perRound = scenarios.length * systems.length * (settings.durationS + 1.5);
+  const unknownSystems = settings.systems.filter((s) => !SYSTEMS[s]);
+  if (unknownSystems.length) throw new Error(`TLS_BENCH_SYSTEMS: unknown ${unknownSystems.join(', ')} (known: ${Object.keys(SYSTEMS).join(', ')})`);
+  const systems = [...settings.systems];
+  if (settings.baselineBin && !systems.includes('portway-baseline')) systems.splice(systems.indexOf('portway') + 1, 0, 'portway-baseline');
+  // node-tls has no proxy: it takes part in the handshake scenarios only.
+  const pairs = scenarios.reduce((n, s) => n + systems.filter((sys) => sys !== 'node-tls' || s.port === 'ecdsa' || s.port === 'rsa').length, 0);
+  const loadSeconds = pairs * (settings.rounds * (settings.durationS + Math.min(1, settings.warmupS) + 0.7) + Math.max(0, settings.warmupS - 1));
   console.log(`Portway TLS benchmark: TLS ${settings.tlsVersion}, ${settings.rounds} round(s) of ${settings.durationS}s per scenario and system, interleaved, after a ${settings.warmupS}s warm-up`);
   console.log(`CPUs: ${procs.ncpu}; pinning: ${cpus.sut === null ? 'off' : `system under test on cpu${cpus.sut}, clients and backends on cpu${cpus.load}`}; nice ${settings.nice}; ` +
-    `about ${Math.ceil((perRound * settings.rounds + scenarios.length * systems.length * settings.warmupS) / 60)} min of load; logs in ${TMP}`);
+    `about ${(loadSeconds / 60).toFixed(1)} min of load; logs in ${TMP}`);
 
   buildClient();
   const certs = makeCertificates();
@@ -302,7 +323,7 @@ async function main() {
     for (const n of systems) {
       const r = results[s.name][n];
       if (suts[n].error) Object.assign(r, { status: 'failed', error: suts[n].error });
-      else if (suts[n].ports[s.port] === null) Object.assign(r, { status: 'failed', error: suts[n].notes.join('; ') || 'not available' });
+      else if (suts[n].ports[s.port] === null) Object.assign(r, { status: 'n/a', error: suts[n].notes.find((x) => x.startsWith(s.name)) ?? 'not measured for this system' });
     }
   }
 
@@ -374,23 +395,23 @@ const TARGETS = [
 ];
 
 function report(scenarios, systems, results, suts, streamModule) {
-  const both = systems.includes('nginx') && systems.includes('portway');
-  const rows = [['scenario', 'system', 'per second', 'server cpu', 'per server-cpu-s', 'client cpu', 'load avg', 'negotiated', 'PW÷nginx', 'PW÷nginx per cpu-s']];
+  const rows = [['scenario', 'system', 'per second', 'server cpu', 'per server-cpu-s', 'client cpu', 'load avg', 'negotiated', 'PW÷ rate', 'PW÷ per cpu-s']];
+  // ratios[scenario][system] = Portway ÷ that system, raw and per server CPU-second.
   const ratios = {};
   for (const s of scenarios) {
-    const ng = results[s.name].nginx;
     const pw = results[s.name].portway;
-    if (both && ng?.rate && pw?.rate) {
-      ratios[s.name] = { rate: round(pw.rate / ng.rate), perServerCpuSecond: ng.perServerCpuSecond && pw.perServerCpuSecond ? round(pw.perServerCpuSecond / ng.perServerCpuSecond) : null };
-    }
+    ratios[s.name] = {};
     for (const n of systems) {
       const r = results[s.name][n];
-      if (r.status !== 'ok' || !r.rounds.length) { rows.push([s.name, n, `failed: ${r.error ?? 'no rounds'}`]); continue; }
+      if (n !== 'portway' && pw?.rate && r?.rate) {
+        ratios[s.name][n] = { rate: round(pw.rate / r.rate), perServerCpuSecond: pw.perServerCpuSecond && r.perServerCpuSecond ? round(pw.perServerCpuSecond / r.perServerCpuSecond) : null };
+      }
+      if (r.status !== 'ok' || !r.rounds.length) { rows.push([s.name, n, `${r.status === 'n/a' ? 'n/a' : 'failed'}: ${r.error ?? 'no rounds'}`]); continue; }
       const neg = r.negotiated ? [r.negotiated.protocol, r.negotiated.group, r.negotiated.cipher, r.negotiated.certificate].join(' ') : '';
-      const isPw = n === 'portway';
+      const rat = ratios[s.name][n];
       rows.push([
         s.name, n, fmtRate(r.rate, s.unit), `${r.serverCpuPct}%`, fmtRate(r.perServerCpuSecond, s.unit, 'cpu-s'), `${r.clientCpuPct}%`, String(r.loadAverage), neg,
-        isPw && ratios[s.name] ? fmtRatio(ratios[s.name].rate) : '', isPw && ratios[s.name] ? fmtRatio(ratios[s.name].perServerCpuSecond) : '',
+        rat ? fmtRatio(rat.rate) : '', rat ? fmtRatio(rat.perServerCpuSecond) : '',
       ]);
     }
   }
@@ -402,10 +423,10 @@ function report(scenarios, systems, results, suts, streamModule) {
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   }
   console.log('per server-cpu-s = units ÷ CPU seconds used by the server\'s process group during the round (the fair figure when the client, not the server, ran out of CPU).');
-  console.log(`PW÷nginx: Portway ÷ nginx (above 1: Portway does more). Load average: 1-minute, at the start of each round (median shown).`);
+  console.log('PW÷ = Portway ÷ that row (above 1: Portway does more). Load average: 1-minute, at the start of each round (median shown).');
 
   const targets = TARGETS.filter((t) => scenarios.some((s) => s.name === t.scenario)).map((t) => {
-    const r = ratios[t.scenario];
+    const r = ratios[t.scenario]?.nginx;
     const actual = r?.perServerCpuSecond ?? null;
     return { name: `${t.scenario} vs nginx (per server CPU-second)`, target: `≥ ${t.min.toFixed(2)}×`, actual, rawRatio: r?.rate ?? null, met: actual === null ? null : actual >= t.min };
   });
@@ -448,7 +469,7 @@ function report(scenarios, systems, results, suts, streamModule) {
     systems: Object.fromEntries(systems.map((n) => [n, suts[n].error ? { error: suts[n].error } : { idleRssMB: suts[n].idleRssMB, rssAfterMB: suts[n].rssAfterMB }])),
     negotiated: negotiation,
     scenarios: Object.fromEntries(scenarios.map((s) => [s.name, { what: s.what, ...results[s.name] }])),
-    ratios: { note: 'Portway ÷ nginx', ...ratios },
+    ratios: { note: 'Portway ÷ each system: rate and per server CPU-second', ...ratios },
     targets,
     warnings,
   };
