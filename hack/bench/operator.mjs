@@ -13,7 +13,7 @@
 //             and kwok making the pods), and until every one is reconciled (observedGeneration)
 //   change    OPERATOR_CHANGES (100) spec changes, one at a time (spec.podAnnotations) → the
 //             delay from the start of the PATCH to a watch on Deployments seeing the new pod
-//             template: p50, p99, max (target p99 < 1 s)
+//             template: p50, p99, max (target p99 < 1 s), next to the PATCH's own round trip
 //   memory    the operator's RSS with OPERATOR_TOTAL (1,000) GatewayDeployments, once each is
 //             reconciled and the work queue is empty, after 30 s of settling (target ≤ 150 MB)
 //   errors    failed reconciles (the operator's metric) and their causes, grouped from its log
@@ -268,12 +268,15 @@ async function main() {
   watching.catch((err) => log(`the Deployment watch failed: ${err.message}`));
   await sleep(1000);
   const delays = [];
+  // The PATCH's own round trip: how busy the apiserver is, a floor under the delay.
+  const patches = [];
   log(`${CHANGES} spec changes, one at a time`);
   for (let i = 0; i < CHANGES; i++) {
     const name = gdName(i % BURST);
     const value = `c${i}`;
     const start = performance.now();
     await kubeRequest(kc, { method: 'PATCH', path: gdPath(name), contentType: 'application/merge-patch+json', body: { spec: { podAnnotations: { 'bench/change': value } } } });
+    patches.push(performance.now() - start);
     for (;;) {
       const at = seen.get(`${name}/${value}`);
       if (at !== undefined) {
@@ -289,8 +292,17 @@ async function main() {
   }
   stopWatch();
   delays.sort((a, b) => a - b);
-  result.change = { count: delays.length, p50Ms: Math.round(percentile(delays, 50)), p99Ms: Math.round(percentile(delays, 99)), maxMs: Math.round(delays.at(-1)), meetsTarget: percentile(delays, 99) < 1000 };
-  log(`spec change → Deployment: p50 ${result.change.p50Ms} ms, p99 ${result.change.p99Ms} ms, max ${result.change.maxMs} ms (target p99 < 1000 ms)`);
+  patches.sort((a, b) => a - b);
+  result.change = {
+    count: delays.length,
+    p50Ms: Math.round(percentile(delays, 50)),
+    p99Ms: Math.round(percentile(delays, 99)),
+    maxMs: Math.round(delays.at(-1)),
+    patchRoundTripP50Ms: Math.round(percentile(patches, 50)),
+    patchRoundTripP99Ms: Math.round(percentile(patches, 99)),
+    meetsTarget: percentile(delays, 99) < 1000,
+  };
+  log(`spec change → Deployment: p50 ${result.change.p50Ms} ms, p99 ${result.change.p99Ms} ms, max ${result.change.maxMs} ms (target p99 < 1000 ms); the PATCH alone p50 ${result.change.patchRoundTripP50Ms} ms, p99 ${result.change.patchRoundTripP99Ms} ms; load average ${load().join(' ')}`);
 
   // 3. Memory with TOTAL GatewayDeployments.
   log(`creating ${TOTAL - BURST} more GatewayDeployments (${TOTAL} in all)`);

@@ -34,20 +34,6 @@ export const FINALIZER = 'portway.dev/cleanup';
 export const REPLICAS_HANDOVER_MANAGER = 'portway-operator-handover';
 
 /**
- * The cache keeps what decides whether a GatewayDeployment needs work, not the whole object:
- * reconcile reads the object itself from the API. Without resourceVersion and status, the
- * store sees the operator's own status writes as no change, so they requeue nothing.
- */
-function slimGatewayDeployment(obj: StoredObject): StoredObject {
-  const m = obj.metadata as StoredObject['metadata'] & Record<string, unknown>;
-  return {
-    apiVersion: obj.apiVersion,
-    kind: obj.kind,
-    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, generation: m.generation, deletionTimestamp: m.deletionTimestamp, finalizers: m.finalizers } as StoredObject['metadata'],
-  };
-}
-
-/**
  * Of an owned object, the cache keeps what reconcile reads: identity, resourceVersion (has
  * anyone written it since our apply?), labels and ownerReferences (whose is it?), and of
  * Deployments and Services what the GatewayDeployment's status reports. 1,000 gateways own
@@ -78,7 +64,8 @@ function slimOwned(obj: StoredObject): StoredObject {
   return slim;
 }
 
-const GATEWAY_DEPLOYMENT: WatchedKind = { kind: 'GatewayDeployment', apiVersion: API_VERSION, plural: 'gatewaydeployments', slim: slimGatewayDeployment };
+/** GatewayDeployments are cached whole (managedFields dropped): reconcile reads them from the cache. */
+const GATEWAY_DEPLOYMENT: WatchedKind = { kind: 'GatewayDeployment', apiVersion: API_VERSION, plural: 'gatewaydeployments' };
 
 /** The kinds the renderer produces, watched by the managed-by label so changes requeue the owner. */
 const OWNED_KINDS: WatchedKind[] = RENDERED_KINDS.map((k) => ({ kind: k.kind, apiVersion: k.apiVersion, plural: k.plural, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`, slim: slimOwned }));
@@ -162,8 +149,8 @@ export class GatewayController {
 
   /**
    * A GatewayDeployment that is new, changed its spec or is being deleted goes ahead of
-   * everything else: a user waits for it. The same object seen again (a relist after a
-   * watch expired) waits with the resync.
+   * everything else: a user waits for it. The same generation seen again (its status written
+   * by us, a relist after a watch expired) waits with the resync.
    */
   private gatewayPriority(key: string, obj: StoredObject, change?: 'deleted'): Priority {
     // A relist removes and adds back every object: the entry outlives the removal, and goes
@@ -247,20 +234,23 @@ export class GatewayController {
     const kc = this.o.connection;
     const log = this.logger.child({ gatewaydeployment: key });
     const gdPath = objectPath(GATEWAY_DEPLOYMENT.apiVersion, GATEWAY_DEPLOYMENT.plural, namespace, name);
-    let gd: GatewayDeployment;
-    try {
-      // Read through the API, not the cache: status writes need the latest generation.
-      gd = await kubeRequest<GatewayDeployment>(kc, { method: 'GET', path: gdPath });
-    } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 404) {
-        this.lastApplied.delete(key);
-        this.seenVersion.delete(key);
-        return 'deleted'; // gone; GC removed the namespaced objects
-      }
-      this.metrics.errors.inc({ operation: 'read' });
-      throw err;
+    // From the cache: every change reaches it through the watch, and one that has not yet is
+    // followed by its event, which queues this key again. A spec change costs one request (the
+    // apply of what changed), not a read first. Before the first list, from the API.
+    let gd = this.store.get(GATEWAY_DEPLOYMENT.kind, namespace, name) as GatewayDeployment | undefined;
+    if (!gd && !this.cachesSynced) gd = await this.readGateway(gdPath);
+    let meta = gd?.metadata as (StoredObject['metadata'] & { deletionTimestamp?: string; finalizers?: string[] }) | undefined;
+    if (gd && (meta?.deletionTimestamp || !meta?.finalizers?.includes(FINALIZER))) {
+      // Finalizer writes are conditional on the resourceVersion, and the cache may not have
+      // seen our last one yet: they start from the object as the API has it now.
+      gd = await this.readGateway(gdPath);
+      meta = gd?.metadata as typeof meta;
     }
-    const meta = gd.metadata as StoredObject['metadata'] & { deletionTimestamp?: string; finalizers?: string[] };
+    if (!gd || !meta) {
+      this.lastApplied.delete(key);
+      this.seenVersion.delete(key);
+      return 'deleted'; // gone; GC removed the namespaced objects
+    }
     if (meta.deletionTimestamp) {
       this.replicasReleased.delete(meta.uid ?? '');
       this.lastApplied.delete(key);
@@ -395,6 +385,15 @@ export class GatewayController {
       log.info('replicas handed over', { replicas: live.spec.replicas });
     }
     this.replicasReleased.add(uid);
+  }
+
+  private async readGateway(path: string): Promise<GatewayDeployment | undefined> {
+    try {
+      return await this.readIfExists<GatewayDeployment>(path);
+    } catch (err) {
+      this.metrics.errors.inc({ operation: 'read' });
+      throw err;
+    }
   }
 
   private async readIfExists<T>(path: string): Promise<T | undefined> {
