@@ -7,7 +7,9 @@
 // connection, idle keep-alive connections are closed, and it resolves when no connection
 // is left or the window ends.
 //
-// Plaintext HTTP/1.1 is served here. Every other listener (TCP, MONGO, TLS, HTTPS) is a
+// Plaintext HTTP/1.1 is served here, and cleartext HTTP/2 with prior knowledge on the same
+// ports (http/h2c.ts: a connection that opens with the HTTP/2 preface goes to an HTTP/2
+// server, as Envoy's codec AUTO does). Every other listener (TCP, MONGO, TLS, HTTPS) is a
 // stream listener (l4/stream-server.ts): it owns the listening socket, reads the ClientHello
 // where there is TLS, passes through, proxies TCP, or terminates with the chain's handshake
 // from `secureServer` (the TLS module) and hands HTTP/1.1 to this listener's HTTP server
@@ -24,6 +26,8 @@ import type { HttpRequestHandler, ListenerBinding } from './http/request-handler
 import { compileServingListener, type ServingListener } from './http/serving-table.js';
 import type { SeriesFactory } from './http/request-info.js';
 import { reportClientError } from './http/client-errors.js';
+import { isHttp2Preface, takeOverForHttp2 } from './http/h2c.js';
+import { createGatewayHttp2, type GatewayHttp2 } from './l4/http2-server.js';
 import type { Upstreams } from './http/upstreams.js';
 import { isStreamListener, needsTermination, StreamServer, type TlsTerminators } from './l4/stream-server.js';
 import type { StreamMetrics } from './l4/stream-metrics.js';
@@ -94,6 +98,8 @@ interface BoundListener extends ListenerBinding {
   /** The HTTP/1.1 server (for a stream listener: fed terminated TLS connections). */
   readonly http: Server;
   readonly stream: StreamServer | undefined;
+  /** Plaintext listeners: the HTTP/2 server of connections that open with the preface (h2c). */
+  readonly h2c: GatewayHttp2 | undefined;
   readonly sockets: Set<Socket>;
   /** Responses not finished yet: told to close their connection when a drain starts. */
   readonly responses: Set<ServerResponse>;
@@ -245,6 +251,15 @@ export class ListenerManager {
             state: this.deps.state,
           })
         : undefined;
+    const h2c =
+      family === 'http'
+        ? createGatewayHttp2({
+            limits,
+            onRequest: request as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+            closing: () => this.deps.state.draining || binding.closing,
+          })
+        : undefined;
+    if (h2c !== undefined) server.once('close', () => h2c.close());
     const listening: NetServer = stream?.server ?? server;
     const b: BoundListener = Object.assign(binding, {
       key: listener.bindPort,
@@ -254,6 +269,7 @@ export class ListenerManager {
       server: listening,
       http: server,
       stream,
+      h2c,
       sockets: new Set<Socket>(),
       responses: new Set<ServerResponse>(),
     });
@@ -268,6 +284,11 @@ export class ListenerManager {
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       try {
+        if (h2c !== undefined && isHttp2Preface(err)) {
+          if (takeOverForHttp2(socket as Socket, err)) h2c.serve(socket as Socket);
+          else socket.destroy();
+          return;
+        }
         const record = reportClientError(err, socket);
         if (record !== undefined) this.deps.onClientError?.({ listener: listener.name, ...record }, b.serving);
       } catch {
@@ -387,6 +408,7 @@ export class ListenerManager {
 function closeAfterCurrentResponses(b: BoundListener): void {
   for (const res of b.responses) if (!res.headersSent) res.shouldKeepAlive = false;
   for (const socket of b.sockets) closeIfIdle(socket);
+  b.h2c?.goAway();
   if (b.stream !== undefined) {
     // Terminated TLS: the HTTP/1.1 state lives on the TLS sockets, HTTP/2 gets GOAWAY.
     for (const socket of b.stream.httpSockets()) closeIfIdle(socket);

@@ -1,5 +1,6 @@
-// The HTTP/2 side of a terminated HTTPS connection (ALPN "h2"): a node:http2 server that never
-// listens and is handed TLS sockets, with request/response classes adapted so the same
+// The HTTP/2 side of a terminated HTTPS connection (ALPN "h2"), and of a plaintext connection
+// that opened with the HTTP/2 preface (h2c): a node:http2 server that never listens and is
+// handed sockets, with request/response classes adapted so the same
 // request handler serves HTTP/1.1 and HTTP/2:
 //   - `host` is filled from :authority (HTTP/1.1 upstreams need it; routing reads it);
 //   - a request body of unknown length (no content-length, no END_STREAM on the headers) is
@@ -14,7 +15,7 @@
 
 import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { ServeLimits } from '../limits.js';
 
 class GatewayHttp2Request extends http2.Http2ServerRequest {
@@ -55,8 +56,8 @@ export interface GatewayHttp2Options {
 
 export interface GatewayHttp2 {
   readonly server: Http2Server;
-  /** Hands over a TLS socket that negotiated "h2". */
-  serve(socket: TLSSocket): void;
+  /** Hands over a TLS socket that negotiated "h2", or a plaintext one that opened with the HTTP/2 preface (h2c). */
+  serve(socket: Socket): void;
   /** GOAWAY on every open session: streams in flight finish, new ones go to a new connection. */
   goAway(): void;
   readonly sessionCount: number;

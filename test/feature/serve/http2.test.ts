@@ -1,4 +1,5 @@
-// HTTP/2 through the data plane, with node:http2 and raw frames over real TLS: the downstream
+// HTTP/2 through the data plane, with node:http2 and raw frames over real TLS and over
+// plaintext (h2c with prior knowledge, which Envoy's codec AUTO accepts on HTTP ports): the downstream
 // header timeout (a session that never completes its first request's headers is closed, as
 // an HTTP/1.1 connection is), the idle timeout (no open stream; PINGs do not count), and gRPC
 // responses from an h2c upstream keeping their grpc-status/grpc-message trailers for HTTP/2
@@ -8,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { serverCert, testCa } from '../../support/certs.js';
 import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
@@ -62,12 +63,12 @@ async function startGrpcUpstream(): Promise<{ port: number; seen: http2.Incoming
 
 const GRPC_REQUEST = Buffer.from([0, 0, 0, 0, 2, 8, 42]);
 
-/** Opens TLS with ALPN h2, writes `bytes`, resolves when the server closes the connection. */
-function closedAfterWriting(port: number, bytes: Buffer[]): Promise<string> {
+/** Opens TLS with ALPN h2 (or plaintext), writes `bytes`, resolves when the server closes the connection. */
+function closedAfterWriting(port: number, bytes: Buffer[], plaintext = false): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: HOST, ca: testCa().cert, ALPNProtocols: ['h2'] });
-    socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== 'h2') reject(new Error(`ALPN ${socket.alpnProtocol}`));
+    const socket = plaintext ? net.connect({ host: '127.0.0.1', port }) : tls.connect({ host: '127.0.0.1', port, servername: HOST, ca: testCa().cert, ALPNProtocols: ['h2'] });
+    socket.once(plaintext ? 'connect' : 'secureConnect', () => {
+      if (!plaintext && (socket as tls.TLSSocket).alpnProtocol !== 'h2') reject(new Error(`ALPN ${(socket as tls.TLSSocket).alpnProtocol}`));
       for (const b of bytes) socket.write(b);
     });
     socket.on('data', () => undefined);
@@ -122,50 +123,79 @@ describe('serve: HTTP/2 downstream timeouts and gRPC trailers', function () {
     assert.equal(await closedAfterWriting(tlsPort, [PREFACE, SETTINGS, UNFINISHED_HEADERS]), 'closed');
   });
 
-  it('a request slower than the header timeout is served; the idle session then gets GOAWAY, PINGs notwithstanding', async () => {
-    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert });
-    session.on('error', () => undefined);
-    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
-    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = session.request({ ':path': '/delay/700', ':authority': HOST });
-      req.on('response', (hd) => resolve(Number(hd[':status'])));
-      req.on('error', reject);
-      req.resume();
+  for (const transport of ['TLS', 'h2c'] as const) {
+    it(`a request slower than the header timeout is served; the idle session then gets GOAWAY, PINGs notwithstanding (${transport})`, async () => {
+      // h2c: the connection has left the HTTP/1.1 server, whose own header timeout would end it.
+      const session = transport === 'TLS' ? http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert }) : http2.connect(`http://127.0.0.1:${plainPort}`);
+      session.on('error', () => undefined);
+      const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+      const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/delay/700', ':authority': HOST });
+        req.on('response', (hd) => resolve(Number(hd[':status'])));
+        req.on('error', reject);
+        req.resume();
+      });
+      assert.equal(status, 200, 'the stream outlived the header timeout');
+      const pinger = setInterval(() => session.ping(() => undefined), 100);
+      try {
+        await goaway;
+        await closed;
+      } finally {
+        clearInterval(pinger);
+      }
     });
-    assert.equal(status, 200, 'the stream outlived the header timeout');
-    const pinger = setInterval(() => session.ping(() => undefined), 100);
-    try {
-      await goaway;
-      await closed;
-    } finally {
-      clearInterval(pinger);
-    }
+  }
+
+  it('h2c on a plaintext port: the preface alone, or an unfinished HEADERS, is closed after the header timeout', async () => {
+    assert.equal(await closedAfterWriting(plainPort, [PREFACE, SETTINGS], true), 'closed');
+    assert.equal(await closedAfterWriting(plainPort, [PREFACE, SETTINGS, UNFINISHED_HEADERS], true), 'closed');
   });
 
-  it('gRPC over HTTP/2: grpc-status and grpc-message trailers from the h2c upstream reach the client', async () => {
-    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert });
+  for (const transport of ['TLS', 'h2c'] as const) {
+    it(`gRPC over HTTP/2 (${transport}): grpc-status and grpc-message trailers from the h2c upstream reach the client`, async () => {
+      const session = transport === 'TLS' ? http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert }) : http2.connect(`http://127.0.0.1:${plainPort}`);
+      try {
+        const result = await new Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+          const req = session.request({ ':method': 'POST', ':path': '/pkg.Items/Get', ':authority': HOST, 'content-type': 'application/grpc', te: 'trailers' });
+          let status = 0;
+          const chunks: Buffer[] = [];
+          let trailers: http2.IncomingHttpHeaders = {};
+          req.on('response', (hd) => (status = Number(hd[':status'])));
+          req.on('data', (c: Buffer) => chunks.push(c));
+          req.on('trailers', (t) => (trailers = t));
+          req.on('end', () => resolve({ status, body: Buffer.concat(chunks), trailers }));
+          req.on('error', reject);
+          req.end(GRPC_REQUEST);
+        });
+        assert.equal(result.status, 200);
+        assert.deepEqual([...result.body], [0, 0, 0, 0, 2, 8, 1]);
+        assert.equal(result.trailers['grpc-status'], '5');
+        assert.equal(result.trailers['grpc-message'], 'item 42 not found');
+        assert.equal(grpc.seen.at(-1)?.te, 'trailers');
+        assert.equal(grpc.seen.at(-1)?.['x-forwarded-proto'], transport === 'TLS' ? 'https' : 'http');
+      } finally {
+        session.close();
+      }
+    });
+  }
+
+  it('h2c: plain requests are routed and logged as HTTP/2; HTTP/1.1 on the same port is unaffected', async () => {
+    const session = http2.connect(`http://127.0.0.1:${plainPort}`);
     try {
-      const result = await new Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
-        const req = session.request({ ':method': 'POST', ':path': '/pkg.Items/Get', ':authority': HOST, 'content-type': 'application/grpc', te: 'trailers' });
-        let status = 0;
-        const chunks: Buffer[] = [];
-        let trailers: http2.IncomingHttpHeaders = {};
-        req.on('response', (hd) => (status = Number(hd[':status'])));
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('trailers', (t) => (trailers = t));
-        req.on('end', () => resolve({ status, body: Buffer.concat(chunks), trailers }));
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = session.request({ ':path': '/h2c-path', ':authority': HOST });
+        let text = '';
+        req.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        req.on('end', () => resolve(text));
         req.on('error', reject);
-        req.end(GRPC_REQUEST);
       });
-      assert.equal(result.status, 200);
-      assert.deepEqual([...result.body], [0, 0, 0, 0, 2, 8, 1]);
-      assert.equal(result.trailers['grpc-status'], '5');
-      assert.equal(result.trailers['grpc-message'], 'item 42 not found');
-      assert.equal(grpc.seen.at(-1)?.te, 'trailers');
+      assert.equal(JSON.parse(body).url, '/h2c-path');
     } finally {
       session.close();
     }
+    assert.ok((await h.logLines()).some((l) => l.includes('"GET /h2c-path HTTP/2.0" 200')), (await h.logLines()).join('\n'));
+    assert.equal((await send(plainPort, { host: HOST, path: '/h1' })).json().url, '/h1');
   });
 
   for (const transport of ['TLS', 'plaintext'] as const) {
@@ -189,5 +219,36 @@ describe('serve: HTTP/2 downstream timeouts and gRPC trailers', function () {
 
   it('HTTP/1.1 keeps its own header timeout next to it (control)', async () => {
     assert.equal((await send(plainPort, { host: HOST, path: '/ok' })).status, 200);
+  });
+
+  // Last: the data plane stays drained.
+  it('drain: HTTP/2 sessions, h2c and TLS, get GOAWAY while a stream is still in flight; the stream completes', async () => {
+    const sessions = [http2.connect(`http://127.0.0.1:${plainPort}`), http2.connect(`https://127.0.0.1:${tlsPort}`, { servername: HOST, ca: testCa().cert })];
+    const order: string[][] = [[], []];
+    const done = sessions.map((session, i) => {
+      session.on('error', () => undefined);
+      session.once('goaway', () => order[i]!.push('goaway'));
+      return new Promise<void>((resolve, reject) => {
+        const req = session.request({ ':path': '/delay/600', ':authority': HOST });
+        req.on('response', () => order[i]!.push('response'));
+        req.on('error', reject);
+        req.on('end', () => {
+          order[i]!.push('end');
+          resolve();
+        });
+        req.resume();
+      });
+    });
+    // Both streams are open (the upstream has them) before the drain starts.
+    await new Promise<void>((resolve) => {
+      const check = () => (echo.requests.filter((r) => r.url === '/delay/600').length >= 2 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    const drained = h.dataPlane.drain(5_000);
+    await Promise.all(done);
+    // Idle sessions get GOAWAY only once no stream is open: before 'end', it came from the drain.
+    assert.deepEqual(order, [['goaway', 'response', 'end'], ['goaway', 'response', 'end']]);
+    for (const session of sessions) session.destroy();
+    await drained;
   });
 });
