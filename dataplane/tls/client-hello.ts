@@ -122,10 +122,9 @@ function readServerName(ext: ByteReader): string | undefined | Error {
   const list = ext.sub(ext.u16());
   while (!list.failed && list.remaining > 0) {
     const nameType = list.u8();
-    const name = list.bytes(list.u16());
+    const text = list.latin1(list.u16());
     if (list.failed) break;
     if (nameType !== 0) continue; // only host_name is defined
-    const text = name.toString('latin1');
     if (!/^[\x21-\x7e]{1,255}$/.test(text)) return malformed('server_name is not a printable ASCII host name');
     return text.toLowerCase();
   }
@@ -138,7 +137,7 @@ function readAlpn(ext: ByteReader): string[] | Error {
   while (!list.failed && list.remaining > 0) {
     const length = list.u8();
     if (length === 0) return malformed('empty ALPN protocol name');
-    protocols.push(list.bytes(length).toString('latin1'));
+    protocols.push(list.latin1(length));
   }
   return list.failed || ext.failed ? malformed('truncated ALPN list') : protocols;
 }
@@ -158,47 +157,63 @@ function malformed(detail: string): Error {
   return new Error(`malformed ClientHello: ${detail}`);
 }
 
-/** Bounds-checked cursor: a read past the end sets `failed` instead of throwing. */
+/**
+ * Bounds-checked cursor over [start, end) of a buffer: a read past the end sets `failed`
+ * instead of throwing. Reads index the buffer directly (no Buffer view per field: this runs
+ * once per connection on every TLS port).
+ */
 class ByteReader {
-  private pos = 0;
+  private pos: number;
   failed = false;
 
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    start = 0,
+    private readonly end = buf.length,
+  ) {
+    this.pos = start;
+  }
 
   get remaining(): number {
-    return this.buf.length - this.pos;
+    return this.end - this.pos;
   }
 
   u8(): number {
-    return this.take(1)?.[0] ?? 0;
+    const at = this.advance(1);
+    return at < 0 ? 0 : this.buf[at]!;
   }
 
   u16(): number {
-    const b = this.take(2);
-    return b ? b.readUInt16BE(0) : 0;
+    const at = this.advance(2);
+    return at < 0 ? 0 : (this.buf[at]! << 8) | this.buf[at + 1]!;
   }
 
-  bytes(n: number): Buffer {
-    return this.take(n) ?? Buffer.alloc(0);
+  /** The next n bytes as a latin1 string ("" when past the end). */
+  latin1(n: number): string {
+    const at = this.advance(n);
+    return at < 0 ? '' : this.buf.toString('latin1', at, at + n);
   }
 
   skip(n: number): void {
-    this.take(n);
+    this.advance(n);
   }
 
+  /** A reader over the next n bytes (failed, and empty, when they are not there). */
   sub(n: number): ByteReader {
-    const reader = new ByteReader(this.bytes(n));
+    const at = this.advance(n);
+    const reader = at < 0 ? new ByteReader(this.buf, this.end, this.end) : new ByteReader(this.buf, at, at + n);
     reader.failed = this.failed;
     return reader;
   }
 
-  private take(n: number): Buffer | undefined {
-    if (this.failed || this.remaining < n) {
+  /** Where the next n bytes start, or -1 (and failed) when they are not all there. */
+  private advance(n: number): number {
+    if (this.failed || this.end - this.pos < n) {
       this.failed = true;
-      return undefined;
+      return -1;
     }
-    const b = this.buf.subarray(this.pos, this.pos + n);
+    const at = this.pos;
     this.pos += n;
-    return b;
+    return at;
   }
 }

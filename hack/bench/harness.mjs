@@ -222,10 +222,11 @@ export class Processes {
     return { code, out, cpuSeconds: ticks / CLK_TCK };
   }
 
-  async stop(child) {
+  /** SIGTERM to the group, SIGKILL after `graceMs`. */
+  async stop(child, graceMs = 3000) {
     if (!child || child.exitInfo) return;
     try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
-    const t = setTimeout(() => { if (!child.exitInfo) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+    const t = setTimeout(() => { if (!child.exitInfo) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, graceMs);
     await child.exited;
     clearTimeout(t);
   }

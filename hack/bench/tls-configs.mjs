@@ -6,6 +6,14 @@
 const LOOPBACK = '127.0.0.1';
 const b64 = (text) => Buffer.from(text).toString('base64');
 
+/** No access log, temp files under the run's prefix. */
+const httpBasics = (prefix) => `  access_log off;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;`;
+
 /** The host names used: every HTTPS server takes any SNI ("*"); passthrough routes one name. */
 export const HOSTS = { https: 'bench.local', passthrough: 'pass.bench.local' };
 
@@ -111,12 +119,7 @@ pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp/body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
+${httpBasics(prefix)}
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_ciphers ${tls12};
   ssl_conf_command Ciphersuites ${tls13};
@@ -156,12 +159,7 @@ pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
 events { worker_connections 1024; }
 http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp/body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
+${httpBasics(prefix)}
   server {
     listen ${LOOPBACK}:${port} ssl;
     ssl_certificate ${cert.certFile};

@@ -203,6 +203,7 @@ async function startPortway(env, bin = settings.portwayBin, name = 'portway') {
     '--concurrency', '1',
     '--bind-address', LOOPBACK,
     '--access-log', 'off',
+    '--drain-duration', '1s',
   ];
   const child = procs.start(name, process.execPath, args, { cpu: cpus.sut, env: { NODE_ENV: 'production' } });
   await procs.waitFor(child, 'ready', 30000, async () => {
@@ -371,7 +372,8 @@ async function main() {
       r.negotiated = r.rounds.find((m) => m.negotiated)?.negotiated ?? null;
     }
   }
-  for (const n of systems) await procs.stop(suts[n].child);
+  // A profiled Portway writes its profile on exit, after its drain: give it time.
+  for (const n of systems) await procs.stop(suts[n].child, n.startsWith('portway') && settings.portwayNodeFlags.length ? 30000 : 3000);
   await procs.stop(tlsBackend);
   await procs.stop(backend);
   report(scenarios, systems, results, suts, streamModule);
