@@ -22,8 +22,34 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-/** Request headers never forwarded besides the hop-by-hop ones: `expect` (the proxy answered 100-continue itself). */
-const REQUEST_ONLY_DROP = new Set(['expect']);
+/**
+ * Request headers never forwarded besides the hop-by-hop ones: `expect` (the proxy answered
+ * 100-continue itself), and the x-envoy-* headers Envoy sanitizes from external requests (every
+ * request is external to Istio's gateway: it sets no internal address ranges). Envoy's router
+ * takes retry and timeout orders from some of them; an upstream must not believe a client's.
+ * (x-envoy-external-address, also sanitized, is set by the proxy.)
+ */
+const REQUEST_ONLY_DROP = new Set([
+  'expect',
+  'x-envoy-decorator-operation',
+  'x-envoy-downstream-service-cluster',
+  'x-envoy-downstream-service-node',
+  'x-envoy-expected-rq-timeout-ms',
+  'x-envoy-force-trace',
+  'x-envoy-internal',
+  'x-envoy-ip-tags',
+  'x-envoy-max-retries',
+  'x-envoy-retry-grpc-on',
+  'x-envoy-retry-on',
+  'x-envoy-retriable-status-codes',
+  'x-envoy-retriable-header-names',
+  'x-envoy-hedge-on-per-try-timeout',
+  'x-envoy-upstream-alt-stat-name',
+  'x-envoy-upstream-rq-per-try-timeout-ms',
+  'x-envoy-upstream-rq-timeout-alt-response',
+  'x-envoy-upstream-rq-timeout-ms',
+  'x-envoy-upstream-stream-duration-ms',
+]);
 
 /** Lower-cased header names listed in a Connection header value. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -41,8 +67,8 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 
 /**
  * A copy of the downstream request headers without hop-by-hop headers (except `TE: trailers`),
- * headers named in Connection, HTTP/2 pseudo-headers and `expect`. An Upgrade token is passed
- * to undici separately.
+ * headers named in Connection, HTTP/2 pseudo-headers, `expect` and Envoy's internal x-envoy-*
+ * headers. An Upgrade token is passed to undici separately.
  */
 export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
   const named = connectionTokens(src.connection);

@@ -168,9 +168,20 @@ describe('serve: trusted hops (gatewayTopology.numTrustedProxies)', () => {
       assert.equal(r.headers.location, 'https://gw.example.com/login');
       const line = (await g.h.logLines()).map((l) => JSON.parse(l)).find((l) => l.path === '/public/edge');
       assert.match(String(line?.downstream_remote_address), /^127\.0\.0\.1:\d+$/);
-      // A forged x-envoy-external-address is replaced.
-      const forged = (await send(g.port, { host: 'gw.example.com', path: '/public/f', headers: { 'x-envoy-external-address': '1.2.3.4' } })).json().headers;
+      // A forged x-envoy-external-address is replaced; Envoy's internal headers are sanitized (an
+      // external client cannot order retries or timeouts from an Envoy behind the gateway).
+      const forged = (
+        await send(g.port, {
+          host: 'gw.example.com',
+          path: '/public/f',
+          headers: { 'x-envoy-external-address': '1.2.3.4', 'x-envoy-internal': 'true', 'x-envoy-retry-on': '5xx', 'x-envoy-upstream-rq-timeout-ms': '1', 'x-envoy-app-specific': 'kept' },
+        })
+      ).json().headers;
       assert.equal(forged['x-envoy-external-address'], '127.0.0.1');
+      assert.equal(forged['x-envoy-internal'], undefined);
+      assert.equal(forged['x-envoy-retry-on'], undefined);
+      assert.equal(forged['x-envoy-upstream-rq-timeout-ms'], undefined);
+      assert.equal(forged['x-envoy-app-specific'], 'kept');
     } finally {
       await g.h.close();
     }
