@@ -8,8 +8,8 @@
 //   DECODE_AND_MERGE_SLASHES  %2F and %5C decoded first (UNESCAPE_AND_FORWARD), then MERGE_SLASHES.
 // The normalized path is the one routes match and the upstream receives. A path with %00 is
 // refused (400), as Istio documents for every mode but NONE. Only the path is touched, never
-// the query string. Most paths need none of this: one scan of the path decides (no "%", "\",
-// "/." or, when merging, "//"), and such a path is returned as the same string.
+// the query string. Most paths need none of this: four substring searches decide (no "%",
+// "\", "/." or, when merging, "//" before the query), and such a path is returned as is.
 
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 
@@ -18,29 +18,24 @@ export const PATH_NORMALIZATIONS: readonly PathNormalization[] = ['NONE', 'BASE'
 const SLASH = 47;
 const BACKSLASH = 92;
 const DOT = 46;
-const PERCENT = 37;
-const QUESTION = 63;
 
 /** The normalized request target (path and query), or null when it must be refused. */
 export function normalizePath(target: string, mode: PathNormalization): string | null {
   if (mode === 'NONE' || target.charCodeAt(0) !== SLASH) return target;
-  const merge = mode !== 'BASE';
-  let end = target.length;
-  let needed = false;
-  let prev = 0;
-  for (let i = 0; i < target.length; i++) {
-    const c = target.charCodeAt(i);
-    if (c === QUESTION) {
-      end = i;
-      break;
-    }
-    if (c === PERCENT || c === BACKSLASH || (prev === SLASH && (c === DOT || (merge && c === SLASH)))) needed = true;
-    prev = c;
+  const q = target.indexOf('?');
+  const end = q < 0 ? target.length : q;
+  // Native substring searches: several times faster than a character loop in JavaScript.
+  if (!(before(target.indexOf('%'), end) || before(target.indexOf('/.'), end) || before(target.indexOf('\\'), end) || (mode !== 'BASE' && before(target.indexOf('//'), end)))) {
+    return target;
   }
-  if (!needed) return target;
   const path = normalizePathOnly(target.slice(0, end), mode);
   if (path === null) return null;
   return end === target.length ? path : path + target.slice(end);
+}
+
+/** Whether a found index lies in the path part. */
+function before(index: number, end: number): boolean {
+  return index >= 0 && index < end;
 }
 
 function normalizePathOnly(path: string, mode: PathNormalization): string | null {
