@@ -153,6 +153,8 @@ export class StreamServer {
     const sni = peeked.hello.sni;
     const selected = table.select(sni);
     if (selected === undefined) {
+      // Istio's listener access log keeps exactly these (response flag NR): no chain for the SNI.
+      this.logNoRoute(raw, sni, started);
       this.fail(raw, 'no_chain');
       return;
     }
@@ -219,20 +221,26 @@ export class StreamServer {
   }
 
   private proxy(downstream: Socket, routes: CompiledL4Route[], serving: ServingListener, sni: string | undefined, replay: Buffer | undefined, started: ConnectionStart): void {
-    const accessLog = this.deps.tcp.accessLog;
-    const info = accessLog !== undefined && accessLog.enabled ? connectionInfo(downstream, sni, started) : undefined;
     const route = selectL4Route(routes, { gatewayPort: serving.listener.gatewayPort, localAddress: downstream.localAddress, sni });
     if (route === undefined) {
       this.deps.metrics.noRouteFor(serving.listener.name);
-      if (info !== undefined) {
-        info.addFlag('NR');
-        info.details = 'filter_chain_not_found';
-        accessLog!.log(finishConnectionInfo(info));
-      }
+      this.logNoRoute(downstream, sni, started);
       downstream.destroy();
       return;
     }
+    const accessLog = this.deps.tcp.accessLog;
+    const info = accessLog !== undefined && accessLog.enabled ? connectionInfo(downstream, sni, started) : undefined;
     proxyTcp(this.deps.tcp, { listener: serving.listener.name, downstream, route, replay, info });
+  }
+
+  /** A connection no filter chain or tcp/tls route takes: one access-log line with NR. */
+  private logNoRoute(socket: Socket, sni: string | undefined, started: ConnectionStart): void {
+    const accessLog = this.deps.tcp.accessLog;
+    if (accessLog === undefined || !accessLog.enabled) return;
+    const info = connectionInfo(socket, sni, started);
+    info.addFlag('NR');
+    info.details = 'filter_chain_not_found';
+    accessLog.log(finishConnectionInfo(info));
   }
 
   private fail(socket: Socket, reason: TlsFailureReason): void {

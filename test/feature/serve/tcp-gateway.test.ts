@@ -206,6 +206,14 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
     assert.ok(!Number.isNaN(Date.parse(String(line.start_time))));
   });
 
+  it('a TLS connection whose SNI no server takes is logged with NR (as Istio’s listener access log does)', async () => {
+    assert.match(await exchange(env.port(9443), 'x', { servername: 'nobody.example.org', ca: ca.cert }), /^error:/);
+    const line = await lineFor('no chain line', (l) => l.requested_server_name === 'nobody.example.org');
+    assert.equal(line.response_flags, 'NR');
+    assert.equal(line.response_code_details, 'filter_chain_not_found');
+    assert.equal(line.upstream_cluster, null);
+  });
+
   it('TLS passthrough and TLS terminated → TCP log the SNI and the plaintext byte counts; a refused upstream is UF', async () => {
     assert.equal(await exchange(env.port(9443), 'pass-bytes', { servername: 'a.pass.example.com', ca: ca.cert }), 'pass\npass-bytesbye 10\n');
     const passLine = await lineFor('passthrough line', (l) => l.requested_server_name === 'a.pass.example.com');
