@@ -28,8 +28,8 @@ export const PROXY_USAGE = `Usage: portway proxy [options]
                               and per TCP/TLS connection
   --num-trusted-proxies N     proxies in front of the gateway (Istio gatewayTopology.numTrustedProxies;
                               default $PORTWAY_NUM_TRUSTED_PROXIES, else the pod annotation, else 0 =
-                              the gateway is the edge):
-                              the client address is the Nth X-Forwarded-For entry from the right
+                              the gateway is the edge): the client address is the Nth
+                              X-Forwarded-For entry from the right
                               (x-envoy-external-address, access log, source-IP hashing) and their
                               X-Forwarded-Proto is kept (httpsRedirect behind a TLS load balancer);
                               with 0, X-Forwarded-Proto is the listener's scheme
