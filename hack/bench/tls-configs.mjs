@@ -94,12 +94,13 @@ spec:
  * groups (Node's ecdhCurve "auto"), session tickets (random key, as Portway's) plus a shared
  * session cache, proxying to the same backend as bench.mjs's nginx; `stream` with ssl_preread
  * for passthrough by SNI. `streamModule`: the path of ngx_stream_module.so to load, if dynamic.
+ * `http2`: false for an nginx built without it (ALPN then offers http/1.1 only).
  */
-export function nginxTlsConf({ prefix, ports, backendPort, tlsBackendPort, certs, ciphers, streamModule }) {
+export function nginxTlsConf({ prefix, ports, backendPort, tlsBackendPort, certs, ciphers, streamModule, http2 = true }) {
   const tls12 = ciphers.filter((c) => !c.startsWith('TLS_')).join(':');
   const tls13 = ciphers.filter((c) => c.startsWith('TLS_')).join(':');
   const https = (port, { certFile, keyFile }) => `  server {
-    listen ${LOOPBACK}:${port} ssl http2;
+    listen ${LOOPBACK}:${port} ssl${http2 ? ' http2' : ''};
     ssl_certificate ${certFile};
     ssl_certificate_key ${keyFile};
     keepalive_requests 1000000;

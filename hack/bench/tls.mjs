@@ -127,16 +127,14 @@ function buildClient() {
   }
 }
 
+const nginxConfigure = (() => { try { return execFileSync('sh', ['-c', 'nginx -V 2>&1'], { encoding: 'utf8' }); } catch { return ''; } })();
+
 /** ngx_stream_module: '' when built in, its path when dynamic and installed, null when missing. */
 function nginxStreamModule() {
-  const v = versionOf('nginx -V');
-  const configure = (() => { try { return execFileSync('sh', ['-c', 'nginx -V 2>&1'], { encoding: 'utf8' }); } catch { return ''; } })();
-  if (/--with-stream(\s|$)/.test(configure) && !/--with-stream=dynamic/.test(configure)) return '';
-  const dir = /--modules-path=(\S+)/.exec(configure)?.[1] ?? '/usr/lib/nginx/modules';
+  if (/--with-stream(\s|$)/.test(nginxConfigure) && !/--with-stream=dynamic/.test(nginxConfigure)) return '';
+  const dir = /--modules-path=(\S+)/.exec(nginxConfigure)?.[1] ?? '/usr/lib/nginx/modules';
   const file = path.join(dir, 'ngx_stream_module.so');
-  if (existsSync(file)) return file;
-  void v;
-  return null;
+  return existsSync(file) ? file : null;
 }
 
 function get(port, reqPath, host) {
@@ -176,9 +174,11 @@ async function startNginx(env) {
   const [ecdsa, rsa, passthrough] = await newPorts(3);
   const ports = { ecdsa, rsa, requests: ecdsa, passthrough: env.streamModule === null ? null : passthrough };
   const ciphers = tls.DEFAULT_CIPHERS.split(':');
-  const child = procs.startNginx('nginx', (prefix) => nginxTlsConf({ prefix, ports, backendPort: env.backendPort, tlsBackendPort: env.tlsBackendPort, certs: env.certs, ciphers, streamModule: env.streamModule }), cpus.sut);
+  const http2 = nginxConfigure.includes('--with-http_v2_module');
+  const child = procs.startNginx('nginx', (prefix) => nginxTlsConf({ prefix, ports, backendPort: env.backendPort, tlsBackendPort: env.tlsBackendPort, certs: env.certs, ciphers, streamModule: env.streamModule, http2 }), cpus.sut);
   await waitServing(child, ports);
   const notes = env.streamModule === null ? ['passthrough: ngx_stream_module is not installed (apt-get install libnginx-mod-stream)'] : [];
+  if (!http2) notes.push('built without http_v2: ALPN offers http/1.1 only');
   return { child, ports, notes };
 }
 
