@@ -116,13 +116,13 @@ export class GatewayController {
   /** GatewayDeployment uids whose Deployment replicas this operator is known not to own. */
   private readonly replicasReleased = new Set<string>();
   /**
-   * Per gateway key, per object: the resourceVersion our last apply returned and a digest of
-   * what it applied. When the cached object still has that resourceVersion (nobody wrote it
-   * since) and the rendered object is the same, the apply would be a no-op and is skipped: a
-   * spec change costs one apply of the object that changed, not one per object. Any write by
-   * someone else changes the resourceVersion, and its watch event brings us back to apply.
+   * Per gateway key, per object: what our last apply left (see `writtenState`) and a digest of
+   * what it applied. When the cached object is still in that state (nobody wrote it since)
+   * and the rendered object is the same, the apply would be a no-op and is skipped: a spec
+   * change costs one apply of the object that changed, not one per object. A write by someone
+   * else changes the state, and its watch event brings us back to apply.
    */
-  private readonly lastApplied = new Map<string, Map<string, { resourceVersion: string; digest: string }>>();
+  private readonly lastApplied = new Map<string, Map<string, { state: string; digest: string }>>();
 
   constructor(private readonly o: GatewayControllerOptions) {
     this.logger = o.logger ?? new Logger();
@@ -297,7 +297,7 @@ export class GatewayController {
       const digest = createHash('sha256').update(JSON.stringify(obj)).digest('base64');
       const cached = this.store.get(obj.kind, objNamespace, obj.metadata.name);
       const last = applied.get(path);
-      if (cached && last && last.digest === digest && last.resourceVersion === cached.metadata.resourceVersion) continue;
+      if (cached && last && last.digest === digest && last.state === writtenState(cached)) continue;
       try {
         // The cache only holds objects with the managed-by label: anything else of the same
         // name is read from the API before the apply could take it over.
@@ -313,7 +313,7 @@ export class GatewayController {
         if (obj.kind === 'Deployment' && existing) await this.handOverReplicas(gd, obj as RenderedDeploymentLike, path, log);
         const startedAt = Math.floor(Date.now() / 1000) * 1000;
         const result = await serverSideApply<LiveObject>(kc, path, obj, FIELD_MANAGER, true);
-        if (result.metadata.resourceVersion) applied.set(path, { resourceVersion: result.metadata.resourceVersion, digest });
+        if (result.metadata.resourceVersion) applied.set(path, { state: writtenState(result as unknown as StoredObject), digest });
         if (!existing) {
           this.event(gd, 'Normal', 'Created', `created ${what}`);
           log.info('created', { kind: obj.kind, name: obj.metadata.name });
@@ -511,6 +511,18 @@ export class GatewayController {
       throw err;
     }
   }
+}
+
+/**
+ * What the operator's apply decides of an object. With a generation (Deployment, HPA, PDB),
+ * the generation (it moves with every spec change), the labels and the owners: the rest of
+ * the metadata is not rendered, and status writes (a rollout, an HPA's readings) change none
+ * of these, so they do not cost a no-op apply each. Without one, the resourceVersion.
+ */
+function writtenState(obj: StoredObject): string {
+  const m = obj.metadata as StoredObject['metadata'] & { generation?: number; ownerReferences?: Array<{ uid?: string }> };
+  if (m.generation === undefined) return `rv:${m.resourceVersion}`;
+  return JSON.stringify([m.generation, m.labels ?? {}, (m.ownerReferences ?? []).map((r) => r.uid)]);
 }
 
 /** JSON with sorted keys and without undefined members, to compare objects as the apiserver stores them. */
