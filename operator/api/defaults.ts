@@ -34,6 +34,7 @@ export const PROXY = {
   metricsPath: '/stats/prometheus',
   podInfoDir: '/etc/portway/podinfo',
   labelsFile: '/etc/portway/podinfo/labels',
+  annotationsFile: '/etc/portway/podinfo/annotations',
   tmpDir: '/tmp',
   /** Volume names and env vars the operator adds itself; users may not reuse them. */
   reservedVolumes: ['podinfo', 'tmp'],

@@ -29,6 +29,7 @@ function proxyArgs(r: ResolvedGateway): string[] {
   return [
     '--namespace', '$(POD_NAMESPACE)',
     '--labels-file', PROXY.labelsFile,
+    '--annotations-file', PROXY.annotationsFile,
     '--drain-duration', r.drainDuration,
     '--status-port', String(PROXY.statusPort),
     '--metrics-port', String(PROXY.metricsPort),
@@ -74,8 +75,17 @@ function proxyVolumeMounts(r: ResolvedGateway): V1VolumeMount[] {
 function podVolumes(r: ResolvedGateway): V1Volume[] {
   return [
     // The proxy reads its own labels from this file (--labels-file) to know which Gateways
-    // select it; the kubelet rewrites it when the labels change.
-    { name: 'podinfo', downwardAPI: { items: [{ path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } }] } },
+    // select it; the kubelet rewrites it when the labels change. Its annotations carry
+    // Istio's proxy.istio.io/config (gatewayTopology.numTrustedProxies), read at start.
+    {
+      name: 'podinfo',
+      downwardAPI: {
+        items: [
+          { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+          { path: 'annotations', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.annotations' } },
+        ],
+      },
+    },
     { name: 'tmp', emptyDir: {} },
     ...r.volumes,
   ];

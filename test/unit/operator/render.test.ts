@@ -173,8 +173,8 @@ describe('operator render: properties of every rendering', () => {
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 
-    it('parses the rendered args as the proxy would, with the downward-API labels file it mounts', () => {
-      const gd = gateway({ drainDuration: '45s', terminationGracePeriodSeconds: 60, labels: { team: 'edge' } });
+    it('parses the rendered args as the proxy would, with the downward-API labels and annotations files it mounts', () => {
+      const gd = gateway({ drainDuration: '45s', terminationGracePeriodSeconds: 60, labels: { team: 'edge' }, podAnnotations: { 'proxy.istio.io/config': '{"gatewayTopology": {"numTrustedProxies": 2}}' } });
       const objects = renderGatewayObjects(gd, options);
       const container = proxyContainer(objects);
       assert.deepEqual(container.command, ['portway', 'proxy']);
@@ -182,8 +182,13 @@ describe('operator render: properties of every rendering', () => {
       const podLabels = find<V1DeploymentSpec>(objects, 'Deployment')!.spec.template.metadata!.labels!;
       const labelsFile = join(dir, 'labels');
       writeFileSync(labelsFile, Object.entries(podLabels).map(([k, v]) => `${k}="${v}"`).join('\n'));
+      // ... and the annotations file the same way, values Go-quoted.
+      const podAnnotations = find<V1DeploymentSpec>(objects, 'Deployment')!.spec.template.metadata!.annotations!;
+      const annotationsFile = join(dir, 'annotations');
+      writeFileSync(annotationsFile, Object.entries(podAnnotations).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n'));
       assert.ok(container.env!.some((e) => e.name === 'POD_NAMESPACE' && e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace'));
-      const args = container.args!.map((a) => (a === PROXY.labelsFile ? labelsFile : a.replace('$(POD_NAMESPACE)', 'istio-system')));
+      const local: Record<string, string> = { [PROXY.labelsFile]: labelsFile, [PROXY.annotationsFile]: annotationsFile };
+      const args = container.args!.map((a) => local[a] ?? a.replace('$(POD_NAMESPACE)', 'istio-system'));
       const parsed = parseProxyOptions(args, {});
       assert.equal(parsed.source, 'kubernetes');
       assert.equal(parsed.namespace, 'istio-system');
@@ -191,14 +196,19 @@ describe('operator render: properties of every rendering', () => {
       assert.equal(parsed.labels.istio, 'ingressgateway');
       assert.equal(parsed.drainDurationMs, 45_000);
       assert.deepEqual([parsed.statusPort, parsed.metricsPort, parsed.adminPort], [15021, 15090, 15000]);
+      assert.equal(parsed.numTrustedProxies, 2, 'gatewayTopology from the pod annotation proxy.istio.io/config');
     });
 
-    it('mounts the labels file where the args point, from the pod’s own labels', () => {
+    it('mounts the labels and annotations files where the args point, from the pod’s own metadata', () => {
       const pod = renderProxyPodTemplate(applyDefaults(gateway({}), options)).spec!;
       const mount = pod.containers[0]!.volumeMounts!.find((m) => PROXY.labelsFile.startsWith(`${m.mountPath}/`));
       assert.ok(mount, 'a mount holding the labels file');
+      assert.ok(PROXY.annotationsFile.startsWith(`${mount.mountPath}/`), 'the annotations file is in the same mount');
       const volume = pod.volumes!.find((v) => v.name === mount.name);
-      assert.deepEqual(volume?.downwardAPI?.items, [{ path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } }]);
+      assert.deepEqual(volume?.downwardAPI?.items, [
+        { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+        { path: 'annotations', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.annotations' } },
+      ]);
     });
 
     it('probes readiness on the status port the args give the proxy', () => {
