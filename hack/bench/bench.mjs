@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { istioYaml, nginxBackendConf, nginxProxyConf } from './configs.mjs';
-import { parseWrk } from './harness.mjs';
+import { CLK_TCK, cpuSeconds, median, parseWrk, processTree, sleep, statOf, tail } from './harness.mjs';
 
 export { parseWrk };
 
@@ -171,9 +171,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { console.error(`\n${sig}: stopping everything`); killAllNow(); process.exit(130); });
 }
 
-function tail(text, n = 12) {
-  return text.trim().split('\n').slice(-n).join('\n');
-}
 
 /** Ports the kernel hands out on 127.0.0.1, all distinct (held open together, then released). */
 async function freePorts(n) {
@@ -203,7 +200,6 @@ async function newPorts(n) {
 }
 const freePort = async () => (await newPorts(1))[0];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function get(port, reqPath, host) {
   return new Promise((resolve, reject) => {
@@ -245,36 +241,6 @@ async function serves(port) {
 
 // ---------------------------------------------------------------- /proc
 
-const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
-
-function statOf(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
-  } catch { return null; }
-}
-
-/** pid and all its descendants. */
-function processTree(pid) {
-  const byParent = new Map();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const st = statOf(e);
-    if (!st) continue;
-    if (!byParent.has(st.ppid)) byParent.set(st.ppid, []);
-    byParent.get(st.ppid).push(Number(e));
-  }
-  const out = [];
-  const queue = [pid];
-  while (queue.length) {
-    const p = queue.shift();
-    out.push(p);
-    queue.push(...(byParent.get(p) ?? []));
-  }
-  return out;
-}
 
 /** RSS of each process in the tree, and their sum (MB). */
 function rssOf(pid) {
@@ -290,11 +256,6 @@ function rssOf(pid) {
 }
 const rssMB = (pid) => rssOf(pid).totalMB;
 
-function cpuSeconds(pid) {
-  let ticks = 0;
-  for (const p of processTree(pid)) ticks += statOf(p)?.cpuTicks ?? 0;
-  return ticks / CLK_TCK;
-}
 
 /** The kernel threads that run deferred softirqs (loopback TCP, when interrupts pile up). */
 const KSOFTIRQD = readdirSync('/proc').filter((e) => {
@@ -450,12 +411,6 @@ const SCENARIOS = [
 
 // ---------------------------------------------------------------- measuring
 
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
 
 async function measure(run, seconds) {
   const { child, port } = run;

@@ -38,7 +38,7 @@ export function tail(text, n = 12) {
 
 // ---------------------------------------------------------------- /proc
 
-const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; } })();
+export const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; } })();
 
 /** Parent pid and CPU ticks (utime + stime) of one process. */
 export function statOf(pid) {
