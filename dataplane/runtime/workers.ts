@@ -17,6 +17,7 @@ import { FileSource } from '../source/file-source.js';
 import { ObjectStore } from '../store/object-store.js';
 import { ClusterManager } from '../upstream/index.js';
 import { ConfigPipeline } from './config-pipeline.js';
+import { workerTicketEnv } from '../tls/session-tickets.js';
 import { createTlsSupport, credentialKeysOf, credentialObjectsOf } from './tls-support.js';
 
 type ToWorker =
@@ -74,7 +75,9 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
   pipeline.on('snapshot', broadcast);
 
   const fork = () => {
-    const w = cluster.fork();
+    // Every worker gets the same TLS ticket keys: a session resumes on whichever worker the
+    // next connection lands.
+    const w = cluster.fork(workerTicketEnv());
     workers.add(w);
     w.on('message', (m: ToPrimary) => {
       // A worker says hello once it listens for messages: anything sent earlier would be lost.

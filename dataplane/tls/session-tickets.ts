@@ -5,8 +5,9 @@
 // (node:cluster hands connections to the workers in turn: with a key per worker, most
 // resumptions would fail), and by a chain rebuilt after a configuration change. The secret is
 // PORTWAY_TLS_TICKET_SECRET when set (the same value on every replica lets replicas resume
-// each other's sessions), else random, made when this module is first loaded and put in the
-// environment: the primary process loads it before it forks, and the workers inherit it.
+// each other's sessions), else random. The primary hands it to the workers it forks
+// explicitly (workerTicketEnv); it is never written into this process's environment, so
+// other children do not inherit it.
 //
 // Which sessions may be resumed where is decided by the session ID context, which OpenSSL
 // checks on every resumption (tickets included): it is derived from the chain's name and
@@ -19,16 +20,17 @@ import type { DownstreamTls } from '../snapshot/types.js';
 
 export const TICKET_SECRET_ENV = 'PORTWAY_TLS_TICKET_SECRET';
 
-const secret = loadSecret();
-const ticketKeys = deriveTicketKeys(secret);
+let secret: string | undefined;
+let ticketKeys: Buffer | undefined;
 
-function loadSecret(): Buffer {
-  const given = process.env[TICKET_SECRET_ENV];
-  if (given) return Buffer.from(given, 'utf8');
-  const made = randomBytes(32);
-  // Inherited by processes forked from now on (the --concurrency workers).
-  process.env[TICKET_SECRET_ENV] = made.toString('hex');
-  return made;
+function ticketSecret(): string {
+  secret ??= process.env[TICKET_SECRET_ENV] || randomBytes(32).toString('hex');
+  return secret;
+}
+
+/** The environment a forked worker needs to derive this process's ticket keys. */
+export function workerTicketEnv(): Record<string, string> {
+  return { [TICKET_SECRET_ENV]: ticketSecret() };
 }
 
 /** The 48 bytes tls.SecureContextOptions.ticketKeys wants (name, HMAC and AES keys), from a secret. */
@@ -38,6 +40,7 @@ export function deriveTicketKeys(from: Buffer | string): Buffer {
 
 /** This proxy's ticket keys: the same in every chain and every worker process. */
 export function sessionTicketKeys(): Buffer {
+  ticketKeys ??= deriveTicketKeys(ticketSecret());
   return ticketKeys;
 }
 

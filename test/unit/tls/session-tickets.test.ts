@@ -3,17 +3,20 @@
 
 import assert from 'node:assert/strict';
 import type { DownstreamTls } from '../../../dataplane/snapshot/types.js';
-import { deriveTicketKeys, sessionIdContextFor, sessionTicketKeys, TICKET_SECRET_ENV } from '../../../dataplane/tls/session-tickets.js';
+import { deriveTicketKeys, sessionIdContextFor, sessionTicketKeys, TICKET_SECRET_ENV, workerTicketEnv } from '../../../dataplane/tls/session-tickets.js';
 
 function policy(overrides: Partial<DownstreamTls> = {}): DownstreamTls {
   return { mode: 'SIMPLE', credentials: ['secret:gw/site'], subjectAltNames: [], verifyCertificateSpki: [], verifyCertificateHash: [], minProtocolVersion: 'TLSv1.2', ...overrides };
 }
 
 describe('tls: session tickets', () => {
-  it('ticket keys: 48 bytes, derived from the secret, the same on every call; the secret is left for forked workers', () => {
+  it('ticket keys: 48 bytes, derived from the secret handed to workers, the same on every call; the secret stays out of this process environment', () => {
     assert.equal(sessionTicketKeys().length, 48);
     assert.equal(sessionTicketKeys(), sessionTicketKeys());
-    assert.ok(process.env[TICKET_SECRET_ENV], 'the secret is in the environment');
+    const env = workerTicketEnv();
+    assert.deepEqual(Object.keys(env), [TICKET_SECRET_ENV]);
+    assert.deepEqual(deriveTicketKeys(env[TICKET_SECRET_ENV]!), sessionTicketKeys(), 'a worker derives the same keys');
+    assert.equal(process.env[TICKET_SECRET_ENV], undefined, 'not inherited by every child process');
     assert.deepEqual(deriveTicketKeys('a'), deriveTicketKeys('a'));
     assert.notDeepEqual(deriveTicketKeys('a'), deriveTicketKeys('b'));
   });
