@@ -6,37 +6,19 @@
 import assert from 'node:assert/strict';
 import { clientCert, newCa, serverCert, testCa, type IssuedCert, type TestCa } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { eventually, httpsOutcome, NS, secretYaml, serviceEntryYaml, TlsProxy } from './harness.js';
+import { configMapYaml, eventually, gatewayYaml, httpRouteYaml, httpsOutcome, secretYaml, serviceEntryYaml, TlsProxy, yamlDocuments } from './harness.js';
 
 const CONNECTIONS = 6;
 
 function config(backend: EchoBackend): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https-mutual, protocol: HTTPS}
-    hosts: ["mtls.example.com"]
-    tls: {mode: MUTUAL, credentialName: site-cert, caCertCredentialName: client-ca}
-  - port: {number: 443, name: https-late, protocol: HTTPS}
-    hosts: ["late.example.com"]
-    tls: {mode: MUTUAL, credentialName: site-cert, caCertCredentialName: late-ca}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: ["mtls.example.com", "late.example.com"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: app.internal}}]}]
----
-${serviceEntryYaml('app.internal', 80, 'HTTP', backend.port)}`;
-}
-
-function configMapYaml(name: string, key: 'ca.crt' | 'cacert', pem: string): string {
-  return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: ${NS}}\ndata:\n  ${key}: ${JSON.stringify(pem)}\n`;
+  return yamlDocuments(
+    gatewayYaml([
+      { port: 443, name: 'https-mutual', protocol: 'HTTPS', hosts: ['mtls.example.com'], tls: '{mode: MUTUAL, credentialName: site-cert, caCertCredentialName: client-ca}' },
+      { port: 443, name: 'https-late', protocol: 'HTTPS', hosts: ['late.example.com'], tls: '{mode: MUTUAL, credentialName: site-cert, caCertCredentialName: late-ca}' },
+    ]),
+    httpRouteYaml('app', ['mtls.example.com', 'late.example.com'], 'app.internal'),
+    serviceEntryYaml('app.internal', 80, 'HTTP', backend.port),
+  );
 }
 
 describe('proxy TLS: caCertCredentialName → ConfigMap with --concurrency workers (real proxy process)', function () {
@@ -67,14 +49,18 @@ describe('proxy TLS: caCertCredentialName → ConfigMap with --concurrency worke
     clientA = clientCert({ commonName: 'client-a', ca: clientCaA });
     clientB = clientCert({ commonName: 'client-b', ca: clientCaB });
     backend = await startEchoBackend('app');
-    env = await TlsProxy.prepare([443]);
-    port = env.port(443);
-    env.write('config.yaml', config(backend));
     const site = serverCert({ dnsNames: ['mtls.example.com', 'late.example.com'] });
-    // The server Secret has no CA of its own: the ConfigMap is the only source of one.
-    env.write('secret.yaml', secretYaml('site-cert', { cert: site.chain, key: site.key }));
-    env.write('client-ca.yaml', configMapYaml('client-ca', 'ca.crt', clientCaA.cert));
-    await env.start(['--concurrency', '2']);
+    env = await TlsProxy.launch(
+      [443],
+      (e) => {
+        e.write('config.yaml', config(backend));
+        // The server Secret has no CA of its own: the ConfigMap is the only source of one.
+        e.write('secret.yaml', secretYaml('site-cert', { cert: site.chain, key: site.key }));
+        e.write('client-ca.yaml', configMapYaml('client-ca', 'ca.crt', clientCaA.cert));
+      },
+      ['--concurrency', '2'],
+    );
+    port = env.port(443);
   });
   after(async () => {
     await env?.close();

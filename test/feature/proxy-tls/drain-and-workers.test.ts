@@ -6,39 +6,35 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { serverCert, testCa } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { eventually, exchange, h2Connect, h2Request, handshake, httpsGet, NS, secretYaml, serviceEntryYaml, startTcpEcho, TlsProxy, type Backend } from './harness.js';
+import {
+  eventually,
+  exchange,
+  gatewayYaml,
+  h2Connect,
+  h2Request,
+  httpRouteYaml,
+  httpsGet,
+  secretYaml,
+  servedSubject,
+  serviceEntryYaml,
+  startTcpEcho,
+  TlsProxy,
+  virtualServiceYaml,
+  yamlDocuments,
+  type Backend,
+} from './harness.js';
 
 function config(backend: EchoBackend, tcp: Backend): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: ["*.example.com"]
-    tls: {mode: SIMPLE, credentialName: site-cert}
-  - port: {number: 9000, name: tcp, protocol: TCP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: ["*.example.com"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: app.internal}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: tcp, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: ["${NS}/gw"]
-  tcp: [{route: [{destination: {host: tcp.internal, port: {number: 7000}}}]}]
----
-${serviceEntryYaml('app.internal', 80, 'HTTP', backend.port)}---
-${serviceEntryYaml('tcp.internal', 7000, 'TCP', tcp.port)}`;
+  return yamlDocuments(
+    gatewayYaml([
+      { port: 443, name: 'https', protocol: 'HTTPS', hosts: ['*.example.com'], tls: '{mode: SIMPLE, credentialName: site-cert}' },
+      { port: 9000, name: 'tcp', protocol: 'TCP', hosts: ['*'] },
+    ]),
+    httpRouteYaml('app', ['*.example.com'], 'app.internal'),
+    virtualServiceYaml('tcp', ['*'], 'tcp: [{route: [{destination: {host: tcp.internal, port: {number: 7000}}}]}]'),
+    serviceEntryYaml('app.internal', 80, 'HTTP', backend.port),
+    serviceEntryYaml('tcp.internal', 7000, 'TCP', tcp.port),
+  );
 }
 
 describe('proxy TLS: drain and worker processes (real proxy process)', function () {
@@ -62,11 +58,15 @@ describe('proxy TLS: drain and worker processes (real proxy process)', function 
   });
 
   async function start(extra: string[]): Promise<TlsProxy> {
-    env = await TlsProxy.prepare([443, 9000]);
-    env.write('config.yaml', config(backend, tcp));
     const cert = serverCert({ dnsNames: ['*.example.com'], commonName: 'site-v1' });
-    env.write('secret.yaml', secretYaml('site-cert', { cert: cert.chain, key: cert.key }));
-    await env.start(extra);
+    env = await TlsProxy.launch(
+      [443, 9000],
+      (e) => {
+        e.write('config.yaml', config(backend, tcp));
+        e.write('secret.yaml', secretYaml('site-cert', { cert: cert.chain, key: cert.key }));
+      },
+      extra,
+    );
     return env;
   }
 
@@ -109,10 +109,7 @@ describe('proxy TLS: drain and worker processes (real proxy process)', function 
     // Every worker: several handshakes in a row all get v2.
     await eventually('all workers serve v2', async () => {
       for (let i = 0; i < 6; i++) {
-        const h = await handshake(port, { servername: 'www.example.com', ca: ca.cert });
-        if (!h.ok) return false;
-        h.socket.destroy();
-        if (!/CN=site-v2/.test(h.peer.subject)) return false;
+        if (!/CN=site-v2/.test(await servedSubject(port, { servername: 'www.example.com', ca: ca.cert }))) return false;
       }
       return true;
     });

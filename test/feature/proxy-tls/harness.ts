@@ -29,6 +29,22 @@ export class TlsProxy {
     return new TlsProxy(ports);
   }
 
+  /**
+   * The usual fixture: prepare the ports, let `setup` write the config files, start the proxy
+   * (`flags` and `processEnv` as for start). A proxy that fails to start is cleaned up.
+   */
+  static async launch(gatewayPorts: number[], setup: (env: TlsProxy) => void, flags: string[] = [], processEnv: NodeJS.ProcessEnv = {}): Promise<TlsProxy> {
+    const env = await TlsProxy.prepare(gatewayPorts);
+    try {
+      setup(env);
+      await env.start(flags, processEnv);
+    } catch (err) {
+      await env.close();
+      throw err;
+    }
+    return env;
+  }
+
   /** The local port the proxy listens on for a Gateway port. */
   port(gatewayPort: number): number {
     const p = this.ports.get(gatewayPort);
@@ -55,10 +71,13 @@ export class TlsProxy {
     rmSync(join(this.dir, file), { force: true });
   }
 
-  /** Starts the proxy; `extra` flags come last (a repeated flag overrides the default). */
-  async start(extra: string[] = []): Promise<ProxyProcess> {
+  /**
+   * Starts the proxy; `extra` flags come last (a repeated flag overrides the default),
+   * `processEnv` is added to the proxy process's environment.
+   */
+  async start(extra: string[] = [], processEnv: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
     const portMap = [...this.ports].map(([g, l]) => `${g}=${l}`).join(',');
-    this.proxy = await startProxyProcess(['--config', this.dir, '--namespace', NS, '--labels', 'istio=ingressgateway', '--port-map', portMap, '--drain-duration', '1s', '--access-log', 'off', ...extra]);
+    this.proxy = await startProxyProcess(['--config', this.dir, '--namespace', NS, '--labels', 'istio=ingressgateway', '--port-map', portMap, '--drain-duration', '1s', '--access-log', 'off', ...extra], processEnv);
     return this.proxy;
   }
 
@@ -71,6 +90,58 @@ export class TlsProxy {
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(this.auxDir, { recursive: true, force: true });
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Config YAML.
+
+/** YAML documents in one file. */
+export function yamlDocuments(...docs: string[]): string {
+  return docs.map((d) => (d.endsWith('\n') ? d : `${d}\n`)).join('---\n');
+}
+
+/** One server of the Gateway; `tls` is its tls field as a YAML flow mapping. */
+export interface GatewayServer {
+  port: number;
+  name: string;
+  protocol: string;
+  hosts: string[];
+  tls?: string;
+}
+
+/** The Gateway `gw` in istio-system that selects this proxy (istio: ingressgateway). */
+export function gatewayYaml(servers: GatewayServer[]): string {
+  const text = servers.map((s) => `  - port: {number: ${s.port}, name: ${s.name}, protocol: ${s.protocol}}
+    hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(', ')}]
+${s.tls === undefined ? '' : `    tls: ${s.tls}\n`}`);
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ${NS}}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+${text.join('')}`;
+}
+
+/** A VirtualService in `default` bound to the Gateway gw; `rules` is the rest of its spec (http:, tcp: or tls:), unindented. */
+export function virtualServiceYaml(name: string, hosts: string[], rules: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}, namespace: default}
+spec:
+  hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]
+  gateways: ["${NS}/gw"]
+${rules
+  .trimEnd()
+  .split('\n')
+  .map((line) => `  ${line}`)
+  .join('\n')}
+`;
+}
+
+/** A VirtualService sending every HTTP request for `hosts` to one destination host. */
+export function httpRouteYaml(name: string, hosts: string[], destinationHost: string): string {
+  return virtualServiceYaml(name, hosts, `http: [{route: [{destination: {host: ${destinationHost}}}]}]`);
 }
 
 /** A Secret manifest; `type` decides the key names (kubernetes.io/tls: tls.crt/tls.key/ca.crt; generic: cert/key/cacert). */
@@ -88,6 +159,11 @@ type: ${type === 'generic' ? 'Opaque' : type}
 data:
 ${data.join('\n')}
 `;
+}
+
+/** A ConfigMap holding a CA (caCertCredentialName may name one); `key` is ca.crt or cacert. */
+export function configMapYaml(name: string, key: 'ca.crt' | 'cacert', pem: string): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: ${NS}}\ndata:\n  ${key}: ${JSON.stringify(pem)}\n`;
 }
 
 /** A ServiceEntry for a backend on 127.0.0.1 (`port` is what routes name, `targetPort` where it listens). */
@@ -199,6 +275,26 @@ export async function servedCertificate(port: number, o: TlsClientOptions): Prom
   if (!h.ok) return `error:${h.error}`;
   h.socket.destroy();
   return h.peer.subjectAltName ?? h.peer.subject;
+}
+
+/** The subject of the certificate a handshake gets, or the handshake error. */
+export async function servedSubject(port: number, o: TlsClientOptions): Promise<string> {
+  const h = await handshake(port, o);
+  if (!h.ok) return `error:${h.error}`;
+  h.socket.destroy();
+  return h.peer.subject;
+}
+
+/** A full handshake; resolves with the first session ticket the server sends. */
+export function newSession(port: number, o: TlsClientOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ...o });
+    s.once('session', (session: Buffer) => {
+      s.destroy();
+      resolve(session);
+    });
+    s.once('error', reject);
+  });
 }
 
 /** An HTTP/2 session to 127.0.0.1:port with the given SNI. */

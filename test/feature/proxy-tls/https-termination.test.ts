@@ -10,96 +10,56 @@ import tls from 'node:tls';
 import { clientCert, newCa, serverCert, testCa, type IssuedCert } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import {
+  configMapYaml,
   eventually,
+  gatewayYaml,
   h2Connect,
   h2Request,
   handshake,
+  httpRouteYaml,
   httpsGet,
   httpsOutcome,
-  NS,
+  newSession,
   secretYaml,
   servedCertificate,
+  servedSubject,
   serviceEntryYaml,
   TlsProxy,
+  yamlDocuments,
+  type GatewayServer,
 } from './harness.js';
 
-const gatewayYaml = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*.example.com"]
-    tls: {httpsRedirect: true}
-  - port: {number: 443, name: https-wild, protocol: HTTPS}
-    hosts: ["*.example.com"]
-    tls: {mode: SIMPLE, credentialName: wild-cert}
-  - port: {number: 443, name: https-exact, protocol: HTTPS}
-    hosts: ["exact.example.com"]
-    tls: {mode: SIMPLE, credentialName: exact-cert}
-  - port: {number: 443, name: https-share-a, protocol: HTTPS}
-    hosts: ["a.share.test"]
-    tls: {mode: SIMPLE, credentialName: share-cert}
-  - port: {number: 443, name: https-share-b, protocol: HTTPS}
-    hosts: ["b.share.test"]
-    tls: {mode: SIMPLE, credentialName: share-cert}
-  - port: {number: 443, name: https-mutual, protocol: HTTPS}
-    hosts: ["mtls.example.org"]
-    tls: {mode: MUTUAL, credentialName: org-cert}
-  - port: {number: 443, name: https-optional, protocol: HTTPS}
-    hosts: ["optional.example.org"]
-    tls: {mode: OPTIONAL_MUTUAL, credentialName: org-cert}
-  - port: {number: 443, name: https-dual, protocol: HTTPS}
-    hosts: ["dual.example.net"]
-    tls: {mode: SIMPLE, credentialNames: [dual-rsa, dual-ecdsa]}
-  - port: {number: 443, name: https-cipher, protocol: HTTPS}
-    hosts: ["cipher.example.net"]
-    tls: {mode: SIMPLE, credentialName: net-cert, maxProtocolVersion: TLSV1_2, cipherSuites: [ECDHE-RSA-AES256-GCM-SHA384]}
-  - port: {number: 443, name: https-cacert, protocol: HTTPS}
-    hosts: ["cacert.example.org"]
-    tls: {mode: MUTUAL, credentialName: plain-org}
-  - port: {number: 443, name: https-cacm, protocol: HTTPS}
-    hosts: ["cacm.example.org"]
-    tls: {mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca}
-  - port: {number: 443, name: https-san, protocol: HTTPS}
-    hosts: ["san.example.org"]
-    tls: {mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca, subjectAltNames: ["spiffe://example.org/good"]}
-  - port: {number: 443, name: https-pinned, protocol: HTTPS}
-    hosts: ["pinned.example.org"]
-    tls:
-      mode: MUTUAL
-      credentialName: plain-org2
-      caCertCredentialName: client-ca
-      subjectAltNames: ["spiffe://example.org/good"]
-      verifyCertificateSpki: [SPKI_PIN]
-  - port: {number: 443, name: https-late, protocol: HTTPS}
-    hosts: ["late.example.net"]
-    tls: {mode: SIMPLE, credentialName: late-cert}
-  - port: {number: 443, name: https-bad, protocol: HTTPS}
-    hosts: ["bad.example.net"]
-    tls: {mode: SIMPLE, credentialName: bad-cert}
-`;
+const servers: GatewayServer[] = [
+  { port: 80, name: 'http', protocol: 'HTTP', hosts: ['*.example.com'], tls: '{httpsRedirect: true}' },
+  { port: 443, name: 'https-wild', protocol: 'HTTPS', hosts: ['*.example.com'], tls: '{mode: SIMPLE, credentialName: wild-cert}' },
+  { port: 443, name: 'https-exact', protocol: 'HTTPS', hosts: ['exact.example.com'], tls: '{mode: SIMPLE, credentialName: exact-cert}' },
+  { port: 443, name: 'https-share-a', protocol: 'HTTPS', hosts: ['a.share.test'], tls: '{mode: SIMPLE, credentialName: share-cert}' },
+  { port: 443, name: 'https-share-b', protocol: 'HTTPS', hosts: ['b.share.test'], tls: '{mode: SIMPLE, credentialName: share-cert}' },
+  { port: 443, name: 'https-mutual', protocol: 'HTTPS', hosts: ['mtls.example.org'], tls: '{mode: MUTUAL, credentialName: org-cert}' },
+  { port: 443, name: 'https-optional', protocol: 'HTTPS', hosts: ['optional.example.org'], tls: '{mode: OPTIONAL_MUTUAL, credentialName: org-cert}' },
+  { port: 443, name: 'https-dual', protocol: 'HTTPS', hosts: ['dual.example.net'], tls: '{mode: SIMPLE, credentialNames: [dual-rsa, dual-ecdsa]}' },
+  { port: 443, name: 'https-cipher', protocol: 'HTTPS', hosts: ['cipher.example.net'], tls: '{mode: SIMPLE, credentialName: net-cert, maxProtocolVersion: TLSV1_2, cipherSuites: [ECDHE-RSA-AES256-GCM-SHA384]}' },
+  { port: 443, name: 'https-cacert', protocol: 'HTTPS', hosts: ['cacert.example.org'], tls: '{mode: MUTUAL, credentialName: plain-org}' },
+  { port: 443, name: 'https-cacm', protocol: 'HTTPS', hosts: ['cacm.example.org'], tls: '{mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca}' },
+  { port: 443, name: 'https-san', protocol: 'HTTPS', hosts: ['san.example.org'], tls: '{mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca, subjectAltNames: ["spiffe://example.org/good"]}' },
+  {
+    port: 443,
+    name: 'https-pinned',
+    protocol: 'HTTPS',
+    hosts: ['pinned.example.org'],
+    tls: '{mode: MUTUAL, credentialName: plain-org2, caCertCredentialName: client-ca, subjectAltNames: ["spiffe://example.org/good"], verifyCertificateSpki: [SPKI_PIN]}',
+  },
+  { port: 443, name: 'https-late', protocol: 'HTTPS', hosts: ['late.example.net'], tls: '{mode: SIMPLE, credentialName: late-cert}' },
+  { port: 443, name: 'https-bad', protocol: 'HTTPS', hosts: ['bad.example.net'], tls: '{mode: SIMPLE, credentialName: bad-cert}' },
+];
 
 function routesYaml(main: EchoBackend, exact: EchoBackend): string {
-  return `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: exact, namespace: default}
-spec:
-  hosts: ["exact.example.com"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: exact.internal}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: main, namespace: default}
-spec:
-  hosts: ["*.example.com", "*.share.test", "*.example.org", "dual.example.net", "cipher.example.net", "late.example.net", "bad.example.net"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: main.internal}}]}]
----
-${serviceEntryYaml('main.internal', 80, 'HTTP', main.port)}---
-${serviceEntryYaml('exact.internal', 80, 'HTTP', exact.port)}`;
+  return yamlDocuments(
+    httpRouteYaml('exact', ['exact.example.com'], 'exact.internal'),
+    httpRouteYaml('main', ['*.example.com', '*.share.test', '*.example.org', 'dual.example.net', 'cipher.example.net', 'late.example.net', 'bad.example.net'], 'main.internal'),
+    serviceEntryYaml('main.internal', 80, 'HTTP', main.port),
+    serviceEntryYaml('exact.internal', 80, 'HTTP', exact.port),
+  );
 }
 
 describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () {
@@ -131,30 +91,30 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
     const plainOrg = serverCert({ dnsNames: ['cacert.example.org', 'cacm.example.org', 'pinned.example.org', 'san.example.org'] });
     pinnedClient = clientCert({ commonName: 'pinned', uris: ['spiffe://example.org/good'] });
     const spki = createHash('sha256').update(createPublicKey(pinnedClient.key).export({ type: 'spki', format: 'der' })).digest('base64');
-    env = await TlsProxy.prepare([80, 443]);
+    env = await TlsProxy.launch([80, 443], (e) => {
+      e.write('gateway.yaml', gatewayYaml(servers).replace('SPKI_PIN', JSON.stringify(spki)));
+      e.write('routes.yaml', routesYaml(main, exact));
+      e.write(
+        'secrets.yaml',
+        yamlDocuments(
+          secretYaml('wild-cert', { cert: wild.chain, key: wild.key }),
+          secretYaml('exact-cert', { cert: exactCert.chain, key: exactCert.key }, 'generic'),
+          secretYaml('share-cert', { cert: share.chain, key: share.key }),
+          // MUTUAL's CA in the same Secret (ca.crt).
+          secretYaml('org-cert', { cert: org.chain, key: org.key, ca: ca.cert }),
+          secretYaml('dual-rsa', { cert: netRsa.chain, key: netRsa.key }),
+          secretYaml('dual-ecdsa', { cert: netEcdsa.chain, key: netEcdsa.key }),
+          secretYaml('net-cert', { cert: netRsa.chain, key: netRsa.key }),
+          // MUTUAL's CA in "<name>-cacert", and in a ConfigMap named by caCertCredentialName.
+          secretYaml('plain-org', { cert: plainOrg.chain, key: plainOrg.key }),
+          secretYaml('plain-org-cacert', { ca: ca.cert }, 'generic'),
+          secretYaml('plain-org2', { cert: plainOrg.chain, key: plainOrg.key }),
+          configMapYaml('client-ca', 'ca.crt', ca.cert),
+        ),
+      );
+      e.write('bad.yaml', secretYaml('bad-cert', { cert: badFirst.chain, key: badFirst.key }));
+    });
     port = env.port(443);
-    env.write('gateway.yaml', gatewayYaml.replace('SPKI_PIN', JSON.stringify(spki)));
-    env.write('routes.yaml', routesYaml(main, exact));
-    env.write(
-      'secrets.yaml',
-      [
-        secretYaml('wild-cert', { cert: wild.chain, key: wild.key }),
-        secretYaml('exact-cert', { cert: exactCert.chain, key: exactCert.key }, 'generic'),
-        secretYaml('share-cert', { cert: share.chain, key: share.key }),
-        // MUTUAL's CA in the same Secret (ca.crt).
-        secretYaml('org-cert', { cert: org.chain, key: org.key, ca: ca.cert }),
-        secretYaml('dual-rsa', { cert: netRsa.chain, key: netRsa.key }),
-        secretYaml('dual-ecdsa', { cert: netEcdsa.chain, key: netEcdsa.key }),
-        secretYaml('net-cert', { cert: netRsa.chain, key: netRsa.key }),
-        // MUTUAL's CA in "<name>-cacert", and in a ConfigMap named by caCertCredentialName.
-        secretYaml('plain-org', { cert: plainOrg.chain, key: plainOrg.key }),
-        secretYaml('plain-org-cacert', { ca: ca.cert }, 'generic'),
-        secretYaml('plain-org2', { cert: plainOrg.chain, key: plainOrg.key }),
-        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: client-ca, namespace: ${NS}}\ndata:\n  ca.crt: ${JSON.stringify(ca.cert)}\n`,
-      ].join('---\n'),
-    );
-    env.write('bad.yaml', secretYaml('bad-cert', { cert: badFirst.chain, key: badFirst.key }));
-    await env.start();
   });
   after(async () => {
     await env?.close();
@@ -313,14 +273,7 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
   });
 
   it('resumes TLS sessions (tickets)', async () => {
-    const first = await new Promise<Buffer>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, servername: 'www.example.com', ca: ca.cert });
-      s.once('session', (session: Buffer) => {
-        s.destroy();
-        resolve(session);
-      });
-      s.once('error', reject);
-    });
+    const first = await newSession(port, { servername: 'www.example.com', ca: ca.cert });
     const again = await handshake(port, { servername: 'www.example.com', ca: ca.cert, session: first });
     assert.ok(again.ok);
     assert.equal(again.socket.isSessionReused(), true);
@@ -353,11 +306,6 @@ describe('proxy TLS: HTTPS servers from YAML (real proxy process)', function () 
     after.socket.destroy();
     // Fixed: the new certificate is served.
     env.write('bad.yaml', secretYaml('bad-cert', { cert: other.chain, key: other.key }));
-    await eventually('fixed Secret served', async () => {
-      const h = await handshake(port, { servername: 'bad.example.net', ca: ca.cert });
-      if (!h.ok) return false;
-      h.socket.destroy();
-      return h.peer.subject.includes('other-key');
-    });
+    await eventually('fixed Secret served', async () => (await servedSubject(port, { servername: 'bad.example.net', ca: ca.cert })).includes('other-key'));
   });
 });

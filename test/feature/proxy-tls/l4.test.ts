@@ -8,91 +8,69 @@ import { serverCert, testCa } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import {
   exchange,
+  gatewayYaml,
   handshake,
+  httpRouteYaml,
   httpsGet,
-  NS,
   secretYaml,
   serviceEntryYaml,
   startTcpEcho,
   startTlsEcho,
   TlsProxy,
+  virtualServiceYaml,
+  yamlDocuments,
   type Backend,
 } from './harness.js';
 
 function config(b: Record<string, { port: number }>): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  # PASSTHROUGH first: the port's listener is a TLS one that also terminates HTTPS for web.example.com.
-  - port: {number: 9443, name: tls-pass, protocol: TLS}
-    hosts: ["*.pass.example.com"]
-    tls: {mode: PASSTHROUGH}
-  - port: {number: 9443, name: https-web, protocol: HTTPS}
-    hosts: ["web.example.com"]
-    tls: {mode: SIMPLE, credentialName: web-cert}
-  - port: {number: 9444, name: tls-term, protocol: TLS}
-    hosts: ["tcp.example.com"]
-    tls: {mode: SIMPLE, credentialName: tcp-cert}
-  - port: {number: 9000, name: tcp-a, protocol: TCP}
-    hosts: ["*"]
-  - port: {number: 9001, name: tcp-b, protocol: TCP}
-    hosts: ["*"]
-  - port: {number: 9002, name: mongo, protocol: MONGO}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: pass, namespace: default}
-spec:
-  hosts: ["*.pass.example.com"]
-  gateways: ["${NS}/gw"]
-  tls:
-  - match: [{sniHosts: [a.pass.example.com]}]
-    route: [{destination: {host: a.tls.internal, port: {number: 443}}}]
-  - match: [{sniHosts: [b.pass.example.com]}]
-    route:
-    - {destination: {host: b1.tls.internal, port: {number: 443}}, weight: 70}
-    - {destination: {host: b2.tls.internal, port: {number: 443}}, weight: 30}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web, namespace: default}
-spec:
-  hosts: ["web.example.com"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: web.internal}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: tcp, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: ["${NS}/gw"]
-  tcp:
-  - match: [{port: 9000}, {port: 9444}]
-    route: [{destination: {host: tcp-a.internal, port: {number: 7000}}}]
-  - match: [{port: 9001}]
-    route: [{destination: {host: tcp-b.internal, port: {number: 7000}}}]
-  - match: [{port: 9002}]
-    route: [{destination: {host: tcp-idle.internal, port: {number: 7000}}}]
----
-apiVersion: networking.istio.io/v1
+  return yamlDocuments(
+    gatewayYaml([
+      // PASSTHROUGH first: the port's listener is a TLS one that also terminates HTTPS for web.example.com.
+      { port: 9443, name: 'tls-pass', protocol: 'TLS', hosts: ['*.pass.example.com'], tls: '{mode: PASSTHROUGH}' },
+      { port: 9443, name: 'https-web', protocol: 'HTTPS', hosts: ['web.example.com'], tls: '{mode: SIMPLE, credentialName: web-cert}' },
+      { port: 9444, name: 'tls-term', protocol: 'TLS', hosts: ['tcp.example.com'], tls: '{mode: SIMPLE, credentialName: tcp-cert}' },
+      { port: 9000, name: 'tcp-a', protocol: 'TCP', hosts: ['*'] },
+      { port: 9001, name: 'tcp-b', protocol: 'TCP', hosts: ['*'] },
+      { port: 9002, name: 'mongo', protocol: 'MONGO', hosts: ['*'] },
+    ]),
+    virtualServiceYaml(
+      'pass',
+      ['*.pass.example.com'],
+      `tls:
+- match: [{sniHosts: [a.pass.example.com]}]
+  route: [{destination: {host: a.tls.internal, port: {number: 443}}}]
+- match: [{sniHosts: [b.pass.example.com]}]
+  route:
+  - {destination: {host: b1.tls.internal, port: {number: 443}}, weight: 70}
+  - {destination: {host: b2.tls.internal, port: {number: 443}}, weight: 30}`,
+    ),
+    httpRouteYaml('web', ['web.example.com'], 'web.internal'),
+    virtualServiceYaml(
+      'tcp',
+      ['*'],
+      `tcp:
+- match: [{port: 9000}, {port: 9444}]
+  route: [{destination: {host: tcp-a.internal, port: {number: 7000}}}]
+- match: [{port: 9001}]
+  route: [{destination: {host: tcp-b.internal, port: {number: 7000}}}]
+- match: [{port: 9002}]
+  route: [{destination: {host: tcp-idle.internal, port: {number: 7000}}}]`,
+    ),
+    `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: tcp-idle, namespace: default}
 spec:
   host: tcp-idle.internal
   trafficPolicy: {connectionPool: {tcp: {idleTimeout: 1s}}}
----
-${serviceEntryYaml('a.tls.internal', 443, 'TLS', b.a!.port)}---
-${serviceEntryYaml('b1.tls.internal', 443, 'TLS', b.b1!.port)}---
-${serviceEntryYaml('b2.tls.internal', 443, 'TLS', b.b2!.port)}---
-${serviceEntryYaml('web.internal', 80, 'HTTP', b.web!.port)}---
-${serviceEntryYaml('tcp-a.internal', 7000, 'TCP', b.tcpA!.port)}---
-${serviceEntryYaml('tcp-b.internal', 7000, 'TCP', b.tcpB!.port)}---
-${serviceEntryYaml('tcp-idle.internal', 7000, 'TCP', b.tcpIdle!.port)}`;
+`,
+    serviceEntryYaml('a.tls.internal', 443, 'TLS', b.a!.port),
+    serviceEntryYaml('b1.tls.internal', 443, 'TLS', b.b1!.port),
+    serviceEntryYaml('b2.tls.internal', 443, 'TLS', b.b2!.port),
+    serviceEntryYaml('web.internal', 80, 'HTTP', b.web!.port),
+    serviceEntryYaml('tcp-a.internal', 7000, 'TCP', b.tcpA!.port),
+    serviceEntryYaml('tcp-b.internal', 7000, 'TCP', b.tcpB!.port),
+    serviceEntryYaml('tcp-idle.internal', 7000, 'TCP', b.tcpIdle!.port),
+  );
 }
 
 function metric(text: string, name: string, labels: Record<string, string>): number {
@@ -122,12 +100,12 @@ describe('proxy TLS: passthrough, TCP and TLS → TCP (real proxy process)', fun
     backends.tcpB = await startTcpEcho('tcp-b');
     backends.tcpIdle = await startTcpEcho('tcp-idle');
     web = await startEchoBackend('web');
-    env = await TlsProxy.prepare([9443, 9444, 9000, 9001, 9002]);
-    env.write('config.yaml', config({ ...backends, web }));
     const webCert = serverCert({ dnsNames: ['web.example.com'] });
     const tcpCert = serverCert({ dnsNames: ['tcp.example.com'] });
-    env.write('secrets.yaml', [secretYaml('web-cert', { cert: webCert.chain, key: webCert.key }), secretYaml('tcp-cert', { cert: tcpCert.chain, key: tcpCert.key })].join('---\n'));
-    await env.start();
+    env = await TlsProxy.launch([9443, 9444, 9000, 9001, 9002], (e) => {
+      e.write('config.yaml', config({ ...backends, web }));
+      e.write('secrets.yaml', yamlDocuments(secretYaml('web-cert', { cert: webCert.chain, key: webCert.key }), secretYaml('tcp-cert', { cert: tcpCert.chain, key: tcpCert.key })));
+    });
   });
   after(async () => {
     await env?.close();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { clientCert, serverCert, testCa } from '../../support/certs.js';
-import { eventually, exchange, NS, secretYaml, serviceEntryYaml, startHttpsEcho, startTlsEcho, TlsProxy, type Backend } from './harness.js';
+import { eventually, exchange, gatewayYaml, secretYaml, serviceEntryYaml, startHttpsEcho, startTlsEcho, TlsProxy, virtualServiceYaml, yamlDocuments, type Backend } from './harness.js';
 
 function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -27,54 +27,42 @@ spec:
   host: ${host}
   trafficPolicy:
     tls: ${tls}
----
 `;
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*.origin.test"]
-  - port: {number: 9100, name: tcp, protocol: TCP}
-    hosts: ["*"]
-  - port: {number: 9443, name: https-istio, protocol: HTTPS}
-    hosts: ["istio.origin.test"]
-    tls: {mode: ISTIO_MUTUAL}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: origin, namespace: default}
-spec:
-  hosts: ["*.origin.test"]
-  gateways: ["${NS}/gw"]
-  http:
-  - match: [{uri: {prefix: /simple}}]
-    route: [{destination: {host: secure.internal}}]
-  - match: [{uri: {prefix: /mismatch}}]
-    route: [{destination: {host: mismatch.internal}}]
-  - match: [{uri: {prefix: /mutual}}]
-    route: [{destination: {host: mutual.internal}}]
-  - match: [{uri: {prefix: /missing}}]
-    route: [{destination: {host: missing.internal}}]
-  - match: [{uri: {prefix: /istio}}]
-    route: [{destination: {host: istio.internal}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: tcp, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: ["${NS}/gw"]
-  tcp: [{route: [{destination: {host: tls-echo.internal, port: {number: 443}}}]}]
----
-${dr('secure', 'secure.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: secure.internal, subjectAltNames: [secure.internal]}`)}${dr('mismatch', 'mismatch.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: secure.internal, subjectAltNames: [somebody-else.internal]}`)}${dr('mutual', 'mutual.internal', '{mode: MUTUAL, credentialName: client-cred, sni: mutual.internal}')}${dr('missing', 'missing.internal', '{mode: MUTUAL, credentialName: no-such-secret, sni: mutual.internal}')}${dr('tls-echo', 'tls-echo.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: echo.internal}`)}${dr('istio', 'istio.internal', '{mode: ISTIO_MUTUAL}')}${serviceEntryYaml('secure.internal', 80, 'HTTP', b.secure!.port)}---
-${serviceEntryYaml('mismatch.internal', 80, 'HTTP', b.secure!.port)}---
-${serviceEntryYaml('mutual.internal', 80, 'HTTP', b.mutual!.port)}---
-${serviceEntryYaml('missing.internal', 80, 'HTTP', b.mutual!.port)}---
-${serviceEntryYaml('tls-echo.internal', 443, 'TLS', b.tlsEcho!.port)}---
-${serviceEntryYaml('istio.internal', 80, 'HTTP', b.secure!.port)}`;
+  return yamlDocuments(
+    gatewayYaml([
+      { port: 80, name: 'http', protocol: 'HTTP', hosts: ['*.origin.test'] },
+      { port: 9100, name: 'tcp', protocol: 'TCP', hosts: ['*'] },
+      { port: 9443, name: 'https-istio', protocol: 'HTTPS', hosts: ['istio.origin.test'], tls: '{mode: ISTIO_MUTUAL}' },
+    ]),
+    virtualServiceYaml(
+      'origin',
+      ['*.origin.test'],
+      `http:
+- match: [{uri: {prefix: /simple}}]
+  route: [{destination: {host: secure.internal}}]
+- match: [{uri: {prefix: /mismatch}}]
+  route: [{destination: {host: mismatch.internal}}]
+- match: [{uri: {prefix: /mutual}}]
+  route: [{destination: {host: mutual.internal}}]
+- match: [{uri: {prefix: /missing}}]
+  route: [{destination: {host: missing.internal}}]
+- match: [{uri: {prefix: /istio}}]
+  route: [{destination: {host: istio.internal}}]`,
+    ),
+    virtualServiceYaml('tcp', ['*'], 'tcp: [{route: [{destination: {host: tls-echo.internal, port: {number: 443}}}]}]'),
+    dr('secure', 'secure.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: secure.internal, subjectAltNames: [secure.internal]}`),
+    dr('mismatch', 'mismatch.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: secure.internal, subjectAltNames: [somebody-else.internal]}`),
+    dr('mutual', 'mutual.internal', '{mode: MUTUAL, credentialName: client-cred, sni: mutual.internal}'),
+    dr('missing', 'missing.internal', '{mode: MUTUAL, credentialName: no-such-secret, sni: mutual.internal}'),
+    dr('tls-echo', 'tls-echo.internal', `{mode: SIMPLE, caCertificates: ${caFile}, sni: echo.internal}`),
+    dr('istio', 'istio.internal', '{mode: ISTIO_MUTUAL}'),
+    serviceEntryYaml('secure.internal', 80, 'HTTP', b.secure!.port),
+    serviceEntryYaml('mismatch.internal', 80, 'HTTP', b.secure!.port),
+    serviceEntryYaml('mutual.internal', 80, 'HTTP', b.mutual!.port),
+    serviceEntryYaml('missing.internal', 80, 'HTTP', b.mutual!.port),
+    serviceEntryYaml('tls-echo.internal', 443, 'TLS', b.tlsEcho!.port),
+    serviceEntryYaml('istio.internal', 80, 'HTTP', b.secure!.port),
+  );
 }
 
 describe('proxy TLS: DestinationRule TLS origination (real proxy process)', function () {
@@ -87,12 +75,12 @@ describe('proxy TLS: DestinationRule TLS origination (real proxy process)', func
     backends.secure = await startHttpsEcho('secure', serverCert({ dnsNames: ['secure.internal'] }));
     backends.mutual = await startHttpsEcho('mutual', serverCert({ dnsNames: ['mutual.internal'] }), ca.cert);
     backends.tlsEcho = await startTlsEcho('tls-echo', serverCert({ dnsNames: ['echo.internal'] }));
-    env = await TlsProxy.prepare([80, 9100, 9443]);
-    const caFile = env.writeAux('ca.pem', ca.cert);
-    env.write('config.yaml', config(caFile, backends));
     const client = clientCert({ commonName: 'gateway-client-v1' });
-    env.write('secret.yaml', secretYaml('client-cred', { cert: client.chain, key: client.key, ca: ca.cert }));
-    await env.start();
+    env = await TlsProxy.launch([80, 9100, 9443], (e) => {
+      const caFile = e.writeAux('ca.pem', ca.cert);
+      e.write('config.yaml', config(caFile, backends));
+      e.write('secret.yaml', secretYaml('client-cred', { cert: client.chain, key: client.key, ca: ca.cert }));
+    });
   });
   after(async () => {
     await env?.close();

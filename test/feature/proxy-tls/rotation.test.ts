@@ -7,31 +7,17 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { serverCert, testCa } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { eventually, handshake, httpsGet, NS, secretYaml, serviceEntryYaml, TlsProxy } from './harness.js';
+import { eventually, gatewayYaml, handshake, httpRouteYaml, httpsGet, secretYaml, servedSubject, serviceEntryYaml, TlsProxy, yamlDocuments } from './harness.js';
 
 function config(backend: EchoBackend, certFile: string, keyFile: string): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https-secret, protocol: HTTPS}
-    hosts: ["rotate.example.com"]
-    tls: {mode: SIMPLE, credentialName: rotate-cert}
-  - port: {number: 443, name: https-files, protocol: HTTPS}
-    hosts: ["files.example.com"]
-    tls: {mode: SIMPLE, serverCertificate: ${certFile}, privateKey: ${keyFile}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: ["rotate.example.com", "files.example.com"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: app.internal}}]}]
----
-${serviceEntryYaml('app.internal', 80, 'HTTP', backend.port)}`;
+  return yamlDocuments(
+    gatewayYaml([
+      { port: 443, name: 'https-secret', protocol: 'HTTPS', hosts: ['rotate.example.com'], tls: '{mode: SIMPLE, credentialName: rotate-cert}' },
+      { port: 443, name: 'https-files', protocol: 'HTTPS', hosts: ['files.example.com'], tls: `{mode: SIMPLE, serverCertificate: ${certFile}, privateKey: ${keyFile}}` },
+    ]),
+    httpRouteYaml('app', ['rotate.example.com', 'files.example.com'], 'app.internal'),
+    serviceEntryYaml('app.internal', 80, 'HTTP', backend.port),
+  );
 }
 
 describe('proxy TLS: certificate rotation (real proxy process)', function () {
@@ -43,15 +29,15 @@ describe('proxy TLS: certificate rotation (real proxy process)', function () {
 
   before(async () => {
     backend = await startEchoBackend('app');
-    env = await TlsProxy.prepare([443]);
-    port = env.port(443);
     const first = serverCert({ dnsNames: ['files.example.com'], commonName: 'files-v1' });
-    const certFile = env.writeAux('server.crt', first.chain);
-    const keyFile = env.writeAux('server.key', first.key);
-    env.write('gateway.yaml', config(backend, certFile, keyFile));
     const v1 = serverCert({ dnsNames: ['rotate.example.com'], commonName: 'rotate-v1' });
-    env.write('secret.yaml', secretYaml('rotate-cert', { cert: v1.chain, key: v1.key }));
-    await env.start();
+    env = await TlsProxy.launch([443], (e) => {
+      const certFile = e.writeAux('server.crt', first.chain);
+      const keyFile = e.writeAux('server.key', first.key);
+      e.write('gateway.yaml', config(backend, certFile, keyFile));
+      e.write('secret.yaml', secretYaml('rotate-cert', { cert: v1.chain, key: v1.key }));
+    });
+    port = env.port(443);
   });
   after(async () => {
     await env?.close();
@@ -123,12 +109,7 @@ describe('proxy TLS: certificate rotation (real proxy process)', function () {
     // Key first, then certificate: a reload in between sees a mismatched pair and keeps v1.
     env.writeAux('server.key', v2.key);
     env.writeAux('server.crt', v2.chain);
-    await eventually('file rotation', async () => {
-      const h = await handshake(port, { servername: 'files.example.com', ca: ca.cert });
-      if (!h.ok) return false;
-      h.socket.destroy();
-      return /CN=files-v2/.test(h.peer.subject);
-    });
+    await eventually('file rotation', async () => /CN=files-v2/.test(await servedSubject(port, { servername: 'files.example.com', ca: ca.cert })));
     assert.equal((await httpsGet(port, { servername: 'files.example.com', ca: ca.cert })).status, 200);
   });
 });

@@ -4,47 +4,32 @@
 // that has become MUTUAL (nor on another chain).
 
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
 import { clientCert, serverCert, testCa } from '../../support/certs.js';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { startProxyProcess } from '../../support/proxy-process.js';
-import { eventually, handshake, httpsGet, httpsOutcome, NS, secretYaml, serviceEntryYaml, TlsProxy, type TlsClientOptions } from './harness.js';
+import {
+  eventually,
+  gatewayYaml,
+  handshake,
+  httpRouteYaml,
+  httpsGet,
+  httpsOutcome,
+  newSession,
+  secretYaml,
+  serviceEntryYaml,
+  TlsProxy,
+  yamlDocuments,
+  type TlsClientOptions,
+} from './harness.js';
 
 function config(backend: EchoBackend, site: { hosts: string[]; mode: 'SIMPLE' | 'MUTUAL' }): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [${site.hosts.map((h) => JSON.stringify(h)).join(', ')}]
-    tls: {mode: ${site.mode}, credentialName: site-cert}
-  - port: {number: 443, name: https-other, protocol: HTTPS}
-    hosts: ["other.example.net"]
-    tls: {mode: SIMPLE, credentialName: site-cert}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: ["*.example.com", "*.example.org", "other.example.net"]
-  gateways: ["${NS}/gw"]
-  http: [{route: [{destination: {host: app.internal}}]}]
----
-${serviceEntryYaml('app.internal', 80, 'HTTP', backend.port)}`;
-}
-
-/** A full handshake; resolves with the first session ticket the server sends. */
-function newSession(port: number, o: TlsClientOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ...o });
-    s.once('session', (session: Buffer) => {
-      s.destroy();
-      resolve(session);
-    });
-    s.once('error', reject);
-  });
+  return yamlDocuments(
+    gatewayYaml([
+      { port: 443, name: 'https', protocol: 'HTTPS', hosts: site.hosts, tls: `{mode: ${site.mode}, credentialName: site-cert}` },
+      { port: 443, name: 'https-other', protocol: 'HTTPS', hosts: ['other.example.net'], tls: '{mode: SIMPLE, credentialName: site-cert}' },
+    ]),
+    httpRouteYaml('app', ['*.example.com', '*.example.org', 'other.example.net'], 'app.internal'),
+    serviceEntryYaml('app.internal', 80, 'HTTP', backend.port),
+  );
 }
 
 /** Whether a handshake offering `session` was a resumption (an Error text when it failed). */
@@ -75,13 +60,13 @@ describe('proxy TLS: session resumption (real proxy process)', function () {
     await backend?.close();
   });
 
-  async function start(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TlsProxy> {
-    const e = await TlsProxy.prepare([443]);
+  async function start(extra: string[] = [], processEnv: NodeJS.ProcessEnv = {}): Promise<TlsProxy> {
+    const setup = (e: TlsProxy) => {
+      e.write('config.yaml', config(backend, { hosts: hostsV1, mode: 'SIMPLE' }));
+      e.write('secret.yaml', secretYaml('site-cert', { cert: site.chain, key: site.key, ca: ca.cert }));
+    };
+    const e = await TlsProxy.launch([443], setup, extra, processEnv);
     envs.push(e);
-    e.write('config.yaml', config(backend, { hosts: hostsV1, mode: 'SIMPLE' }));
-    e.write('secret.yaml', secretYaml('site-cert', { cert: site.chain, key: site.key, ca: ca.cert }));
-    if (Object.keys(env).length === 0) await e.start(extra);
-    else await startWithEnv(e, extra, env);
     return e;
   }
 
@@ -139,8 +124,3 @@ describe('proxy TLS: session resumption (real proxy process)', function () {
   });
 });
 
-/** TlsProxy.start with extra environment variables for the proxy process. */
-async function startWithEnv(e: TlsProxy, extra: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const portMap = [...e.ports].map(([g, l]) => `${g}=${l}`).join(',');
-  e.proxy = await startProxyProcess(['--config', e.dir, '--namespace', NS, '--labels', 'istio=ingressgateway', '--port-map', portMap, '--drain-duration', '1s', '--access-log', 'off', ...extra], env);
-}
