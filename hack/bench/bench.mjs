@@ -6,41 +6,31 @@
 // Run through `npm run bench` (or `bash hack/bench/run.sh`), which installs wrk, nginx and the
 // Node.js peers first. Everything listens on and sends to 127.0.0.1 only. See README.md.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, appendFileSync, chmodSync, existsSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { istioYaml, nginxBackendConf, nginxProxyConf } from './configs.mjs';
-import { CLK_TCK, cpuSeconds, median, parseWrk, processTree, sleep, statOf, tail } from './harness.mjs';
+import { CLK_TCK, cpuSeconds, envNumber, envOff, gitCommit, LOOPBACK, median, newPorts, parseWrk, processTree, Processes, sleep, statOf, tail, versionOf } from './harness.mjs';
 
 export { parseWrk };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
-const LOOPBACK = '127.0.0.1';
 
 // ---------------------------------------------------------------- settings
 
-function envInt(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(String(v).replace(/s$/, ''));
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 const settings = {
-  durationS: envInt('BENCH_DURATION', 10),
-  warmupS: envInt('BENCH_WARMUP', 3),
-  connections: envInt('BENCH_CONNECTIONS', 50),
-  wrkThreads: envInt('BENCH_THREADS', 1),
-  rounds: Math.max(1, envInt('BENCH_ROUNDS', 3)),
-  hosts: envInt('BENCH_HOSTS', 1000),
-  routesPerHost: envInt('BENCH_ROUTES_PER_HOST', 10),
-  pin: !['0', 'off', 'false', 'no'].includes(String(process.env.BENCH_PIN ?? '1').toLowerCase()),
+  durationS: envNumber('BENCH_DURATION', 10),
+  warmupS: envNumber('BENCH_WARMUP', 3),
+  connections: envNumber('BENCH_CONNECTIONS', 50),
+  wrkThreads: envNumber('BENCH_THREADS', 1),
+  rounds: Math.max(1, envNumber('BENCH_ROUNDS', 3)),
+  hosts: envNumber('BENCH_HOSTS', 1000),
+  routesPerHost: envNumber('BENCH_ROUTES_PER_HOST', 10),
+  pin: !envOff('BENCH_PIN'),
   only: (process.env.BENCH_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
   out: process.env.BENCH_OUT ?? path.join(HERE, 'results', 'latest.json'),
   strict: process.env.BENCH_STRICT === '1',
@@ -57,149 +47,22 @@ const targetHost = Math.min(517, Math.max(0, settings.hosts - 1));
 const targetRoute = Math.min(7, Math.max(0, settings.routesPerHost - 1));
 const REQUEST = { host: `host-${targetHost}.bench.local`, path: `/r${targetRoute}/x` };
 
-// ---------------------------------------------------------------- CPU placement
+// ---------------------------------------------------------------- CPU placement and processes
 //
 // Two cores: the system under test (SUT: the proxy, or the backend in the direct scenario) gets
 // a core of its own; wrk, the backend and this script share the other. With 3+ cores the
-// backend gets its own core too. See README.md ("Pinning") for why.
-const ncpu = os.availableParallelism();
-const cpus = (() => {
-  if (!settings.pin || ncpu < 2) return { sut: null, load: null, backend: null };
-  if (ncpu >= 3) return { load: '0', backend: '1', sut: '2' };
-  return { load: '0', backend: '0', sut: '1' };
-})();
-const hasTaskset = (() => { try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true; } catch { return false; } })();
-if (settings.pin && !hasTaskset) { cpus.sut = cpus.load = cpus.backend = null; }
-const pinned = (cpu, cmd, args) => {
-  let [c, a] = cpu === null ? [cmd, args] : ['taskset', ['-c', cpu, cmd, ...args]];
-  if (settings.nice) [c, a] = ['nice', ['-n', String(settings.nice), c, ...a]];
-  return [c, a];
-};
-/**
- * Every process here is started in a session of its own (detached), and with the kernel's
- * autogroup scheduling each session competes as one group whatever its nice value: so the
- * priority is given to the session's autogroup, where the kernel has one.
- */
-function prioritise(pid) {
-  if (!settings.nice) return;
-  try { writeFileSync(`/proc/${pid}/autogroup`, String(settings.nice)); } catch { /* no autogroups, or not allowed: nice alone */ }
-}
-function repin(pid, cpu) {
-  if (cpu === null) return;
-  for (const p of processTree(pid)) {
-    try { execFileSync('taskset', ['-a', '-p', '-c', cpu, String(p)], { stdio: 'ignore' }); } catch { /* exited */ }
-  }
-}
-if (cpus.load !== null) execFileSync('taskset', ['-a', '-p', '-c', cpus.load, String(process.pid)], { stdio: 'ignore' });
-
-// ---------------------------------------------------------------- processes
-
-const OWN_TMP = !process.env.BENCH_TMP; // run.sh makes (and removes) one; otherwise this script does
-const TMP = process.env.BENCH_TMP || mkdtempSync(path.join(os.tmpdir(), 'portway-bench-'));
-mkdirSync(TMP, { recursive: true });
-const PIDFILE = path.join(TMP, 'pids'); // the live process groups, for run.sh's trap should this script die
-const children = new Set();
-/** Field 22 of /proc/PID/stat: with the pid, it names one process even after pids are recycled. */
-function startTime(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch { return ''; }
-}
-function track(child, add) {
-  if (add) {
-    children.add(child);
-    child.startTime = startTime(child.pid);
-  } else {
-    children.delete(child);
-  }
-  writeFileSync(PIDFILE, [...children].map((c) => `${c.pid} ${c.startTime}\n`).join(''));
-}
-
-/** Starts a process in its own process group (so the whole group can be stopped), logging to TMP. */
-function start(name, cmd, args, { cpu = null, stdout = 'log', env } = {}) {
-  const [c, a] = pinned(cpu, cmd, args);
-  const log = path.join(TMP, `${name}.log`);
-  writeFileSync(log, `$ ${c} ${a.join(' ')}\n`);
-  const child = spawn(c, a, {
-    cwd: ROOT,
-    detached: true,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', stdout === 'log' ? 'pipe' : 'ignore', 'pipe'],
-  });
-  track(child, true);
-  prioritise(child.pid);
-  child.output = '';
-  const keep = (chunk) => {
-    appendFileSync(log, chunk);
-    if (child.output.length < 65536) child.output += chunk.toString();
-  };
-  child.stdout?.on('data', keep);
-  child.stderr.on('data', keep);
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    child.exitInfo = { code, signal };
-    // Whatever is left in its group (nginx workers, Portway workers) goes with it: while the
-    // group has members its id cannot be reused, so this can only hit our own processes.
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* empty group */ }
-    track(child, false);
-    resolve();
-  }));
-  child.on('error', (err) => { child.spawnError = err; });
-  child.logFile = log;
-  return child;
-}
-
-async function stop(child) {
-  if (!child || child.exitInfo) return;
-  try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
-  const t = setTimeout(() => { if (!child.exitInfo) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
-  await child.exited;
-  clearTimeout(t);
-}
-
-function killAllNow() {
-  for (const child of children) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-  children.clear();
-  if (OWN_TMP && !process.env.BENCH_KEEP_TMP && process.exitCode !== 1) {
-    try { rmSync(TMP, { recursive: true, force: true }); } catch { /* leave it */ }
-  }
-}
-process.on('exit', killAllNow);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => { console.error(`\n${sig}: stopping everything`); killAllNow(); process.exit(130); });
-}
-
-
-/** Ports the kernel hands out on 127.0.0.1, all distinct (held open together, then released). */
-async function freePorts(n) {
-  const servers = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const srv = net.createServer();
-      srv.unref();
-      servers.push(srv);
-      await new Promise((resolve, reject) => { srv.once('error', reject); srv.listen(0, LOOPBACK, resolve); });
-    }
-    return servers.map((srv) => srv.address().port);
-  } finally {
-    await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(() => resolve()))));
-  }
-}
-const usedPorts = new Set();
-/** n free ports not handed out before (earlier scenarios may still be listening, or about to). */
-async function newPorts(n) {
-  for (;;) {
-    const ports = await freePorts(n);
-    if (ports.every((p) => !usedPorts.has(p))) {
-      for (const p of ports) usedPorts.add(p);
-      return ports;
-    }
-  }
-}
+// backend gets its own core too. See README.md ("Pinning") for why. Processes start in process
+// groups of their own, logged to TMP (run.sh makes and removes one, otherwise the Processes do),
+// and are listed in TMP/pids for run.sh's trap should this script die.
+const procs = new Processes({
+  pin: settings.pin,
+  nice: settings.nice,
+  cwd: ROOT,
+  placement: (ncpu) => (ncpu >= 3 ? { load: '0', backend: '1', sut: '2' } : { load: '0', backend: '0', sut: '1' }),
+});
+const { cpus, ncpu } = procs;
+const TMP = procs.tmp;
 const freePort = async () => (await newPorts(1))[0];
-
 
 function get(port, reqPath, host) {
   return new Promise((resolve, reject) => {
@@ -212,26 +75,6 @@ function get(port, reqPath, host) {
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
   });
-}
-
-/** Polls until `probe` resolves true, the process exits, or the deadline passes. */
-async function waitFor(child, what, timeoutMs, probe) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (child.spawnError) throw new Error(`${child.spawnError.message}`);
-    if (child.exitInfo) {
-      const { code, signal } = child.exitInfo;
-      throw new Error(`exited (${signal ?? `code ${code}`}) before ${what}: ${tail(child.output, 6) || 'no output'}`);
-    }
-    try {
-      const r = await probe();
-      if (r === true) return;
-      last = String(r);
-    } catch (err) { last = err.message; }
-    await sleep(100);
-  }
-  throw new Error(`not ${what} after ${timeoutMs / 1000}s (last: ${last}); log: ${tail(child.output, 4) || 'empty'}`);
 }
 
 async function serves(port) {
@@ -286,47 +129,22 @@ async function wrk(port, seconds) {
     `-t${settings.wrkThreads}`, `-c${settings.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s',
     '-H', `Host: ${REQUEST.host}`, `http://${LOOPBACK}:${port}${REQUEST.path}`,
   ];
-  const [c, a] = pinned(cpus.load, 'wrk', args);
-  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  track(child, true);
-  prioritise(child.pid);
-  // wrk's own CPU time, sampled while it runs (it is gone by the time it has printed).
-  let cpuTicks = 0;
-  const poll = setInterval(() => { const st = statOf(child.pid); if (st) cpuTicks = st.cpuTicks; }, 250);
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  const code = await new Promise((resolve, reject) => { child.on('error', reject); child.on('exit', resolve); });
-  clearInterval(poll);
-  track(child, false);
+  const { code, out, cpuSeconds: wrkCpuSeconds } = await procs.run('wrk', args, { cpu: cpus.load });
   if (code !== 0) throw new Error(`wrk exited ${code}: ${tail(out, 6)}`);
-  return { ...parseWrk(out), raw: out, wrkCpuSeconds: cpuTicks / CLK_TCK };
+  return { ...parseWrk(out), raw: out, wrkCpuSeconds };
 }
 
 // ---------------------------------------------------------------- scenarios
 
 let backend; // { child, port }
 
-/** nginx in the foreground with its own prefix (config, pid, logs, temp files) under TMP. */
-function startNginx(name, conf, cpu) {
-  const prefix = path.join(TMP, name);
-  for (const d of ['', 'tmp', 'tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(path.join(prefix, d), { recursive: true });
-  // Run as root, nginx's worker drops to an unprivileged user: let it reach its temp dirs.
-  chmodSync(TMP, 0o755);
-  for (const d of ['', 'tmp']) chmodSync(path.join(prefix, d), 0o755);
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) chmodSync(path.join(prefix, 'tmp', d), 0o777);
-  const file = path.join(prefix, 'nginx.conf');
-  writeFileSync(file, conf(prefix));
-  return start(name, 'nginx', ['-p', prefix, '-c', file, '-e', path.join(prefix, 'error.log'), '-g', 'daemon off;'], { cpu });
-}
-
 function nodePeer(name, script) {
   return {
     name,
     async start() {
       const port = await freePort();
-      const child = start(name, process.execPath, [path.join(HERE, 'peers', script), String(port), String(backend.port)], { cpu: cpus.sut });
-      await waitFor(child, 'serving', 15000, () => serves(port));
+      const child = procs.start(name, process.execPath, [path.join(HERE, 'peers', script), String(port), String(backend.port)], { cpu: cpus.sut });
+      await procs.waitFor(child, 'serving', 15000, () => serves(port));
       return { child, port };
     },
   };
@@ -371,14 +189,14 @@ function portway(name, { hosts, routesPerHost, firstHost, readyTimeoutMs }) {
       if (flags.bindAddress) args.push('--bind-address', LOOPBACK);
       if (flags.accessLog) args.push('--access-log', 'off');
       // Without --access-log off the access log goes to stdout: discard it so it costs no disk I/O.
-      const child = start(name, process.execPath, args, { cpu: cpus.sut, stdout: flags.accessLog ? 'log' : 'ignore' });
+      const child = procs.start(name, process.execPath, args, { cpu: cpus.sut, stdout: flags.accessLog ? 'log' : 'ignore' });
       const t0 = Date.now();
-      await waitFor(child, 'ready', readyTimeoutMs, async () => {
+      await procs.waitFor(child, 'ready', readyTimeoutMs, async () => {
         const r = await get(statusPort, '/healthz/ready');
         return r.status === 200 ? true : `readiness HTTP ${r.status}`;
       });
       const readyAfterMs = Date.now() - t0;
-      await waitFor(child, 'serving 200 "hello"', 5000, () => serves(port));
+      await procs.waitFor(child, 'serving 200 "hello"', 5000, () => serves(port));
       return { child, port, extra: { readyAfterMs, routes: hosts * routesPerHost, hosts, configBytes: readFileSync(path.join(dir, 'bench.yaml')).length } };
     },
   };
@@ -398,8 +216,8 @@ const SCENARIOS = [
     name: 'nginx',
     async start() {
       const port = await freePort();
-      const child = startNginx('nginx', (prefix) => nginxProxyConf({ prefix, port, backendPort: backend.port }), cpus.sut);
-      await waitFor(child, 'serving', 15000, () => serves(port));
+      const child = procs.startNginx('nginx', (prefix) => nginxProxyConf({ prefix, port, backendPort: backend.port }), cpus.sut);
+      await procs.waitFor(child, 'serving', 15000, () => serves(port));
       return { child, port };
     },
   },
@@ -458,7 +276,7 @@ async function measure(run, seconds) {
  * It starts on the SUT core and moves there again, warmed up anew, for each of its rounds.
  */
 function park(run) {
-  repin(run.child.pid, run.shared ? cpus.backend : cpus.load);
+  procs.repin(run.child.pid, run.shared ? cpus.backend : cpus.load);
 }
 
 function round2(x) { return x === null || x === undefined ? null : Math.round(x * 100) / 100; }
@@ -471,15 +289,15 @@ async function main() {
   console.log(`Portway data-plane benchmark: wrk -t${settings.wrkThreads} -c${settings.connections}, ${settings.rounds} round(s) of ${settings.durationS}s after ${settings.warmupS}s warm-up, ` +
     `GET ${REQUEST.path} Host: ${REQUEST.host}, ${settings.backend} backend`);
   console.log(`CPUs: ${ncpu}; pinning: ${cpus.sut === null ? 'off' : `system under test on cpu${cpus.sut}, wrk on cpu${cpus.load}, backend on cpu${cpus.backend}`}; nice ${settings.nice}; ` +
-    `about ${Math.ceil(estimate / 60)} min of load; logs in ${TMP}${OWN_TMP && !process.env.BENCH_KEEP_TMP ? ' (removed at the end unless BENCH_KEEP_TMP=1)' : ''}`);
+    `about ${Math.ceil(estimate / 60)} min of load; logs in ${TMP}${procs.ownTmp && !process.env.BENCH_KEEP_TMP ? ' (removed at the end unless BENCH_KEEP_TMP=1)' : ''}`);
 
   const backendPort = await freePort();
   if (!['node', 'nginx'].includes(settings.backend)) throw new Error(`BENCH_BACKEND: expected node or nginx, got ${JSON.stringify(settings.backend)}`);
   const bchild = settings.backend === 'nginx'
-    ? startNginx('backend-nginx', (prefix) => nginxBackendConf({ prefix, port: backendPort }), cpus.backend)
-    : start('backend', process.execPath, [path.join(HERE, 'backend.mjs'), String(backendPort)], { cpu: cpus.backend });
+    ? procs.startNginx('backend-nginx', (prefix) => nginxBackendConf({ prefix, port: backendPort }), cpus.backend)
+    : procs.start('backend', process.execPath, [path.join(HERE, 'backend.mjs'), String(backendPort)], { cpu: cpus.backend });
   backend = { child: bchild, port: backendPort };
-  await waitFor(bchild, 'serving', 10000, () => serves(backendPort));
+  await procs.waitFor(bchild, 'serving', 10000, () => serves(backendPort));
 
   // Start every scenario (a failure is recorded, not fatal), then interleave the measured rounds
   // so that drift on the machine spreads over all of them rather than favouring one.
@@ -514,7 +332,7 @@ async function main() {
       if (!r.run || r.result.status !== 'ok') continue;
       const { s, run, result } = r;
       try {
-        repin(run.child.pid, cpus.sut);
+        procs.repin(run.child.pid, cpus.sut);
         if (r.run.child.exitInfo) throw new Error(`exited (${r.run.child.exitInfo.signal ?? `code ${r.run.child.exitInfo.code}`}): ${tail(r.run.child.output, 4)}`);
         const warm = round === 0 ? settings.warmupS : Math.min(1, settings.warmupS);
         if (warm > 0) await wrk(run.port, warm);
@@ -541,7 +359,7 @@ async function main() {
   for (const r of runs) {
     const { result, rounds, run, s } = r;
     if (run && !s.direct && !run.child.exitInfo) result.rssAfterLoadMB = rssMB(run.child.pid);
-    if (run && !run.shared) await stop(run.child);
+    if (run && !run.shared) await procs.stop(run.child);
     if (result.status !== 'ok') continue;
     result.rps = round2(median(rounds.map((m) => m.rps)));
     result.p50Ms = round2(median(rounds.map((m) => m.p50Ms)));
@@ -554,7 +372,7 @@ async function main() {
     result.otherCpuPct = Math.max(...rounds.map((m) => m.otherCpuPct));
     result.rounds = rounds;
   }
-  await stop(backend.child);
+  await procs.stop(backend.child);
 
   report(runs.map((r) => r.result));
 }
@@ -563,10 +381,6 @@ async function main() {
 
 function fmtMs(x) { return x === null || x === undefined ? '—' : x < 1 ? `${(x * 1000).toFixed(0)}µs` : `${x.toFixed(2)}ms`; }
 function fmtRatio(x) { return x === null || x === undefined || !Number.isFinite(x) ? '—' : `${x.toFixed(2)}×`; }
-
-function versionOf(cmd) {
-  try { return execFileSync('sh', ['-c', `${cmd} 2>&1; true`], { encoding: 'utf8' }).split('\n')[0].trim() || null; } catch { return null; }
-}
 
 function report(results) {
   const by = Object.fromEntries(results.map((r) => [r.name, r]));
@@ -643,7 +457,7 @@ function report(results) {
   const doc = {
     benchmark: 'portway data plane (hack/bench)',
     date: new Date().toISOString(),
-    commit: (() => { try { return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return null; } })(),
+    commit: gitCommit(ROOT),
     machine: {
       cpus: ncpu,
       cpuModel: os.cpus()[0]?.model ?? null,
@@ -667,11 +481,15 @@ function report(results) {
   mkdirSync(path.dirname(settings.out), { recursive: true });
   writeFileSync(settings.out, JSON.stringify(doc, null, 2) + '\n');
   console.log(`\nWrote ${path.relative(process.cwd(), settings.out) || settings.out}`);
-  if (settings.strict && targets.some((t) => t.met !== true)) process.exitCode = 1;
+  if (settings.strict && targets.some((t) => t.met !== true)) {
+    process.exitCode = 1;
+    procs.failed = true; // keep the logs
+  }
 }
 
 main().catch((err) => {
   console.error(`bench: ${err.message}`);
-  killAllNow();
+  procs.failed = true;
+  procs.killAll();
   process.exit(1);
 });

@@ -1,8 +1,8 @@
-// Process plumbing for the benchmarks that compare servers on one machine (tls.mjs): processes
+// Process plumbing for the benchmarks that compare servers on one machine (bench.mjs, tls.mjs): processes
 // started in process groups of their own and killed at the end (also on Ctrl-C, and from the
 // shell wrapper's trap through a pid file should the script die), CPU pinning with taskset and
 // a higher scheduling priority, CPU seconds of a process tree from /proc, free ports on
-// 127.0.0.1, polling until ready. The same rules as bench.mjs (see README.md, "Pinning").
+// 127.0.0.1, polling until ready. See README.md, "Pinning".
 
 import { spawn, execFileSync } from 'node:child_process';
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -121,25 +121,33 @@ export function accepts(port) {
 
 // ---------------------------------------------------------------- processes
 
+/** Two cores: the system under test alone on the last CPU, everything else on cpu0. */
+export function twoCorePlacement(ncpu) {
+  return { sut: String(ncpu - 1), load: '0' };
+}
+
 /**
  * Starts, pins and stops the processes of one run. Every process gets a process group of its
  * own (so nginx's and Portway's workers go with it) and is listed in TMP/pids as "pgid
  * start-time" for the shell wrapper's trap; all are killed when this process exits.
+ * `placement(ncpu)` names a CPU per role (this process runs on `load`); without pinning (no
+ * taskset, one CPU, or pin false) every role's CPU is null.
  */
 export class Processes {
-  constructor({ pin = true, nice = 0, tmpPrefix = 'portway-bench-' } = {}) {
+  constructor({ pin = true, nice = 0, tmpPrefix = 'portway-bench-', cwd, placement = twoCorePlacement } = {}) {
     this.ownTmp = !process.env.BENCH_TMP;
     this.tmp = process.env.BENCH_TMP || mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
     mkdirSync(this.tmp, { recursive: true });
     this.pidFile = path.join(this.tmp, 'pids');
     this.children = new Set();
     this.nice = nice;
+    this.cwd = cwd;
     this.failed = false;
     this.ncpu = os.availableParallelism();
     let hasTaskset = false;
     try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); hasTaskset = true; } catch { /* none */ }
-    // Two cores: the system under test alone on cpu1, everything else on cpu0.
-    this.cpus = pin && hasTaskset && this.ncpu >= 2 ? { sut: String(this.ncpu - 1), load: '0' } : { sut: null, load: null };
+    const cpus = placement(Math.max(2, this.ncpu));
+    this.cpus = pin && hasTaskset && this.ncpu >= 2 ? cpus : Object.fromEntries(Object.keys(cpus).map((role) => [role, null]));
     if (this.cpus.load !== null) execFileSync('taskset', ['-a', '-p', '-c', this.cpus.load, String(process.pid)], { stdio: 'ignore' });
     process.on('exit', () => this.killAll());
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -181,7 +189,7 @@ export class Processes {
     const [c, a] = this.command(cpu, cmd, args);
     const log = path.join(this.tmp, `${name}.log`);
     writeFileSync(log, `$ ${c} ${a.join(' ')}\n`);
-    const child = spawn(c, a, { detached: true, env: { ...process.env, ...env }, stdio: ['ignore', stdout === 'log' ? 'pipe' : 'ignore', 'pipe'] });
+    const child = spawn(c, a, { cwd: this.cwd, detached: true, env: { ...process.env, ...env }, stdio: ['ignore', stdout === 'log' ? 'pipe' : 'ignore', 'pipe'] });
     this.track(child, true);
     this.prioritise(child.pid);
     child.output = '';
@@ -193,6 +201,8 @@ export class Processes {
     child.stderr.on('data', keep);
     child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
       child.exitInfo = { code, signal };
+      // Whatever is left in its group (nginx workers, Portway workers) goes with it: while the
+      // group has members its id cannot be reused, so this can only hit our own processes.
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* empty group */ }
       this.track(child, false);
       resolve();
@@ -208,7 +218,7 @@ export class Processes {
    */
   async run(cmd, args, { cpu = null } = {}) {
     const [c, a] = this.command(cpu, cmd, args);
-    const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(c, a, { cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.track(child, true);
     this.prioritise(child.pid);
     let ticks = 0;
