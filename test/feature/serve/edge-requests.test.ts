@@ -6,38 +6,30 @@
 
 import assert from 'node:assert/strict';
 import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, exact, httpListener, match, prefix, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
+import { cluster, clusterName, exact, httpListener, match, prefix, route, virtualHost } from '../../support/snapshot-builder.js';
 import type { ServeLimits } from '../../../dataplane/serve/data-plane.js';
 import { serviceEntryYaml, TlsProxy } from '../proxy-tls/harness.js';
-import { send, startHarness, type Harness } from './harness.js';
+import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 const c = clusterName('public.default.svc.cluster.local');
 
 /** /admin is closed by a direct response; /public and /bar go to the echo backend; so does everything else. */
 async function gateway(echo: EchoBackend, limits: Partial<ServeLimits> = {}): Promise<{ h: Harness; port: number; redirectPort: number }> {
   const h = await startHarness({ limits, format: 'json' });
-  const port = await freePort();
   const redirectPort = await freePort();
-  await h.apply(
-    snapshot({
-      listeners: [
-        httpListener({
-          port,
-          virtualHosts: [
-            virtualHost(['*'], [
-              route('default/gw.admin', { matches: [match({ uri: prefix('/admin') })], directResponse: { status: 403, body: 'admin is closed' } }),
-              route('default/gw.public', { matches: [match({ uri: prefix('/public') })], to: c }),
-              route('default/gw.bar', { matches: [match({ uri: prefix('/bar') })], to: c, requestHeaders: { set: [['x-route', 'bar']], add: [], remove: [] } }),
-              route('default/gw.https-only', { matches: [match({ uri: prefix('/scheme'), scheme: exact('https') })], directResponse: { status: 200, body: 'https route' } }),
-              route('default/gw.rest', { to: c }),
-            ]),
-          ],
-        }),
-        httpListener({ port: redirectPort, gatewayPort: 8080, httpsRedirect: true, virtualHosts: [virtualHost(['*'], [route('default/gw.redirected', { to: c })])] }),
-      ],
-      clusters: [cluster(c, [echo])],
-    }),
-  );
+  const port = await serveHttp(h, {
+    virtualHosts: [
+      virtualHost(['*'], [
+        route('default/gw.admin', { matches: [match({ uri: prefix('/admin') })], directResponse: { status: 403, body: 'admin is closed' } }),
+        route('default/gw.public', { matches: [match({ uri: prefix('/public') })], to: c }),
+        route('default/gw.bar', { matches: [match({ uri: prefix('/bar') })], to: c, requestHeaders: { set: [['x-route', 'bar']], add: [], remove: [] } }),
+        route('default/gw.https-only', { matches: [match({ uri: prefix('/scheme'), scheme: exact('https') })], directResponse: { status: 200, body: 'https route' } }),
+        route('default/gw.rest', { to: c }),
+      ]),
+    ],
+    otherListeners: [httpListener({ port: redirectPort, gatewayPort: 8080, httpsRedirect: true, virtualHosts: [virtualHost(['*'], [route('default/gw.redirected', { to: c })])] })],
+    clusters: [cluster(c, [echo])],
+  });
   return { h, port, redirectPort };
 }
 

@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, exact, httpListener, match, ops, prefix, regex, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
-import { send, startHarness, type Harness } from './harness.js';
+import { cluster, clusterName, exact, httpListener, match, ops, prefix, regex, route, virtualHost } from '../../support/snapshot-builder.js';
+import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 describe('serve: forwarding and local answers', () => {
   let h: Harness;
@@ -19,48 +19,42 @@ describe('serve: forwarding and local answers', () => {
   before(async () => {
     h = await startHarness();
     echo = await startEchoBackend('echo');
-    port = await freePort();
     redirectPort = await freePort();
     stickyPort = await freePort();
-    await h.apply(
-      snapshot({
-        listeners: [
-          httpListener({
-            port,
-            gatewayPort: 80,
-            virtualHosts: [
-              virtualHost(['echo.example.com'], [
-                route('default/echo.ops', {
-                  matches: [match({ uri: prefix('/ops') })],
-                  to: [{ cluster: c, requestHeaders: ops({ set: { 'x-dest': 'd', 'x-both': 'from-dest' } }), responseHeaders: ops({ add: { 'x-dest-resp': '1' } }) }],
-                  requestHeaders: ops({ set: { 'x-route': 'r', 'x-both': 'from-route' }, add: { 'x-multi': 'added' }, remove: ['x-remove-me'] }),
-                  responseHeaders: ops({ set: { 'x-route-resp': 'yes' }, remove: ['x-echo-name'] }),
-                }),
-                route('default/echo.rewrite-prefix', { matches: [match({ uri: prefix('/old/') })], rewrite: { uri: '/new/' }, to: c }),
-                route('default/echo.rewrite-exact', { matches: [match({ uri: exact('/exact') })], rewrite: { uri: '/replaced', authority: 'internal.svc' }, to: c }),
-                route('default/echo.rewrite-regex', { matches: [match({ uri: regex('/service/.*') })], rewrite: { uriRegex: { match: '^/service/([^/]+)(/.*)$', rewrite: '\\2/instance/\\1' } }, to: c }),
-                route('default/echo.redirect', { matches: [match({ uri: prefix('/moved') })], redirect: { uri: '/here', code: 302 } }),
-                route('default/echo.redirect-host', { matches: [match({ uri: prefix('/elsewhere') })], redirect: { authority: 'other.example.com', scheme: 'https' } }),
-                route('default/echo.direct', { matches: [match({ uri: prefix('/direct') })], directResponse: { status: 418, body: 'short and stout' } }),
-                route('default/echo.cors', {
-                  matches: [match({ uri: prefix('/cors') })],
-                  to: c,
-                  cors: { allowOrigins: [exact('https://app.example.com'), regex('https://.*\\.trusted\\.org')], allowMethods: ['GET', 'POST'], allowHeaders: ['x-token'], exposeHeaders: ['x-echo-name'], maxAge: 3600_000, allowCredentials: true },
-                }),
-                route('default/echo.cors-ignore', { matches: [match({ uri: prefix('/strict-cors') })], to: c, cors: { allowOrigins: [exact('https://app.example.com')], unmatchedPreflights: 'IGNORE' } }),
-                route('default/echo.0', { to: c }),
-              ]),
-            ],
+    port = await serveHttp(h, {
+      gatewayPort: 80,
+      virtualHosts: [
+        virtualHost(['echo.example.com'], [
+          route('default/echo.ops', {
+            matches: [match({ uri: prefix('/ops') })],
+            to: [{ cluster: c, requestHeaders: ops({ set: { 'x-dest': 'd', 'x-both': 'from-dest' } }), responseHeaders: ops({ add: { 'x-dest-resp': '1' } }) }],
+            requestHeaders: ops({ set: { 'x-route': 'r', 'x-both': 'from-route' }, add: { 'x-multi': 'added' }, remove: ['x-remove-me'] }),
+            responseHeaders: ops({ set: { 'x-route-resp': 'yes' }, remove: ['x-echo-name'] }),
           }),
-          httpListener({ port: redirectPort, gatewayPort: 8000, httpsRedirect: true, virtualHosts: [virtualHost(['*'], [route('default/unused.0', { to: c })])] }),
-          httpListener({ port: stickyPort, virtualHosts: [virtualHost(['*'], [route('default/sticky.0', { to: cSticky })])] }),
-        ],
-        clusters: [
-          cluster(c, [echo]),
-          cluster(cSticky, [echo], { loadBalancer: { kind: 'CONSISTENT_HASH', hashOn: { kind: 'cookie', name: 'sticky', path: '/', ttl: 60_000 }, algorithm: 'ringHash', minimumRingSize: 1024 } }),
-        ],
-      }),
-    );
+          route('default/echo.rewrite-prefix', { matches: [match({ uri: prefix('/old/') })], rewrite: { uri: '/new/' }, to: c }),
+          route('default/echo.rewrite-exact', { matches: [match({ uri: exact('/exact') })], rewrite: { uri: '/replaced', authority: 'internal.svc' }, to: c }),
+          route('default/echo.rewrite-regex', { matches: [match({ uri: regex('/service/.*') })], rewrite: { uriRegex: { match: '^/service/([^/]+)(/.*)$', rewrite: '\\2/instance/\\1' } }, to: c }),
+          route('default/echo.redirect', { matches: [match({ uri: prefix('/moved') })], redirect: { uri: '/here', code: 302 } }),
+          route('default/echo.redirect-host', { matches: [match({ uri: prefix('/elsewhere') })], redirect: { authority: 'other.example.com', scheme: 'https' } }),
+          route('default/echo.direct', { matches: [match({ uri: prefix('/direct') })], directResponse: { status: 418, body: 'short and stout' } }),
+          route('default/echo.cors', {
+            matches: [match({ uri: prefix('/cors') })],
+            to: c,
+            cors: { allowOrigins: [exact('https://app.example.com'), regex('https://.*\\.trusted\\.org')], allowMethods: ['GET', 'POST'], allowHeaders: ['x-token'], exposeHeaders: ['x-echo-name'], maxAge: 3600_000, allowCredentials: true },
+          }),
+          route('default/echo.cors-ignore', { matches: [match({ uri: prefix('/strict-cors') })], to: c, cors: { allowOrigins: [exact('https://app.example.com')], unmatchedPreflights: 'IGNORE' } }),
+          route('default/echo.0', { to: c }),
+        ]),
+      ],
+      otherListeners: [
+        httpListener({ port: redirectPort, gatewayPort: 8000, httpsRedirect: true, virtualHosts: [virtualHost(['*'], [route('default/unused.0', { to: c })])] }),
+        httpListener({ port: stickyPort, virtualHosts: [virtualHost(['*'], [route('default/sticky.0', { to: cSticky })])] }),
+      ],
+      clusters: [
+        cluster(c, [echo]),
+        cluster(cSticky, [echo], { loadBalancer: { kind: 'CONSISTENT_HASH', hashOn: { kind: 'cookie', name: 'sticky', path: '/', ttl: 60_000 }, algorithm: 'ringHash', minimumRingSize: 1024 } }),
+      ],
+    });
   });
   after(async () => {
     await h.close();

@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { connect } from 'node:net';
-import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, httpListener, match, prefix, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
+import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
+import { cluster, clusterName, match, prefix, route, virtualHost } from '../../support/snapshot-builder.js';
 import { resolveLimits } from '../../../dataplane/serve/limits.js';
 import type { Route } from '../../../dataplane/snapshot/types.js';
-import { send, startHarness, type Harness } from './harness.js';
+import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 /** Sends raw bytes; resolves with everything read until the proxy closes the connection. */
 function raw(port: number, data: string): Promise<string> {
@@ -34,8 +34,7 @@ describe('serve: hardening', () => {
     const broken = route('default/broken.0', { matches: [match({ uri: prefix('/broken') })], to: c });
     (broken as { action: unknown }).action = { kind: 'not-an-action' };
     echo = await startEchoBackend('echo');
-    port = await freePort();
-    await h.apply(snapshot({ listeners: [httpListener({ port, virtualHosts: [virtualHost(['*'], [broken as Route, route('default/echo.0', { to: c })])] })], clusters: [cluster(c, [echo])] }));
+    port = await serveHttp(h, { virtualHosts: [virtualHost(['*'], [broken as Route, route('default/echo.0', { to: c })])], clusters: [cluster(c, [echo])] });
   });
   after(async () => {
     await h.close();

@@ -6,8 +6,10 @@ import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { ClusterManager } from '../../../dataplane/upstream/index.js';
 import { createDataPlane, type DataPlane, type SecureServerFactory, type ServeLimits } from '../../../dataplane/serve/data-plane.js';
-import type { Snapshot } from '../../../dataplane/snapshot/types.js';
+import type { Cluster, Listener, Snapshot } from '../../../dataplane/snapshot/types.js';
 import type { AccessLogFormat } from '../../../dataplane/serve/http/access-log.js';
+import { freePort } from '../../support/echo-backend.js';
+import { httpListener, snapshot, type HttpListenerSpec } from '../../support/snapshot-builder.js';
 
 export interface Harness {
   dataPlane: DataPlane;
@@ -58,6 +60,17 @@ export async function startHarness(options: { limits?: Partial<ServeLimits>; ran
       await clusterManager.close();
     },
   };
+}
+
+/**
+ * Applies a snapshot whose first listener is an HTTP listener on a new free port (the
+ * listener spec but its port), next to `otherListeners`; resolves with that port.
+ */
+export async function serveHttp(h: Harness, spec: Omit<HttpListenerSpec, 'port'> & { clusters: Cluster[]; otherListeners?: Listener[] }): Promise<number> {
+  const { clusters, otherListeners = [], ...listener } = spec;
+  const port = await freePort();
+  await h.apply(snapshot({ listeners: [httpListener({ port, ...listener }), ...otherListeners], clusters }));
+  return port;
 }
 
 export interface Reply {

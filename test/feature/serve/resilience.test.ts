@@ -2,9 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { closedPort, freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, httpListener, match, prefix, route, snapshot, testTrafficPolicy, virtualHost } from '../../support/snapshot-builder.js';
-import { send, startHarness, type Harness } from './harness.js';
+import { closedPort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
+import { cluster, clusterName, match, prefix, route, snapshot, testTrafficPolicy, virtualHost } from '../../support/snapshot-builder.js';
+import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 async function eventually(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -40,50 +40,42 @@ describe('serve: timeouts, retries, faults, mirrors', () => {
     alsoFailing = await startEchoBackend('also-failing', { status: 503 });
     shadow = await startEchoBackend('shadow');
     slow = await startEchoBackend('slow');
-    port = await freePort();
     const dead = { address: '127.0.0.1', port: await closedPort() };
     const deadShadow = { address: '127.0.0.1', port: await closedPort() };
     const r = (name: string, path: string, spec: Parameters<typeof route>[1]) => route(`default/${name}`, { matches: [match({ uri: prefix(path) })], ...spec });
-    await h.apply(
-      snapshot({
-        listeners: [
-          httpListener({
-            port,
-            virtualHosts: [
-              virtualHost([host], [
-                r('timeout', '/timeout', { to: cSlow, timeout: 150 }),
-                r('flaky', '/flaky', { to: cFlaky }),
-                r('dead', '/dead', { to: cDeadAndGood }),
-                r('exhausted', '/exhausted', { to: cAllFailing, retries: { attempts: 2 } }),
-                r('no-retry', '/no-retry', { to: cAllFailing, retries: { attempts: 0 } }),
-                r('per-try', '/per-try', { to: cSlow, retries: { attempts: 1, perTryTimeout: 100, retryOn: ['5xx'] } }),
-                r('abort-all', '/abort-all', { to: cGood, fault: { abort: { httpStatus: 503, percentage: 100 } } }),
-                r('abort-none', '/abort-none', { to: cGood, fault: { abort: { httpStatus: 503, percentage: 0 } } }),
-                r('abort-grpc', '/abort-grpc', { to: cGood, fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: 100 } } }),
-                r('delay-all', '/delay-all', { to: cGood, fault: { delay: { fixedDelay: 30, percentage: 100 } } }),
-                r('delay-none', '/delay-none', { to: cGood, fault: { delay: { fixedDelay: 30_000, percentage: 0 } } }),
-                r('mirror', '/mirror', { to: cGood, mirrors: [{ cluster: cShadow, host: 'shadow', percentage: 100 }] }),
-                r('mirror-dead', '/mirror-dead', { to: cGood, mirrors: [{ cluster: cDeadShadow, host: 'dead-shadow', percentage: 100 }] }),
-                r('tiny', '/tiny', { to: cTiny }),
-                r('empty', '/empty', { to: cEmpty }),
-                r('missing', '/missing', { to: clusterName('not-in-snapshot') }),
-              ]),
-            ],
-          }),
-        ],
-        clusters: [
-          cluster(cGood, [good]),
-          cluster(cFlaky, [failing, good]),
-          cluster(cDeadAndGood, [dead, good]),
-          cluster(cAllFailing, [failing, alsoFailing]),
-          cluster(cShadow, [shadow]),
-          cluster(cDeadShadow, [deadShadow]),
-          cluster(cSlow, [slow]),
-          cluster(cTiny, [slow], { connectionPool: { ...testTrafficPolicy().connectionPool, maxConnections: 1, http1MaxPendingRequests: 0 } }),
-          cluster(cEmpty, []),
-        ],
-      }),
-    );
+    port = await serveHttp(h, {
+      virtualHosts: [
+        virtualHost([host], [
+          r('timeout', '/timeout', { to: cSlow, timeout: 150 }),
+          r('flaky', '/flaky', { to: cFlaky }),
+          r('dead', '/dead', { to: cDeadAndGood }),
+          r('exhausted', '/exhausted', { to: cAllFailing, retries: { attempts: 2 } }),
+          r('no-retry', '/no-retry', { to: cAllFailing, retries: { attempts: 0 } }),
+          r('per-try', '/per-try', { to: cSlow, retries: { attempts: 1, perTryTimeout: 100, retryOn: ['5xx'] } }),
+          r('abort-all', '/abort-all', { to: cGood, fault: { abort: { httpStatus: 503, percentage: 100 } } }),
+          r('abort-none', '/abort-none', { to: cGood, fault: { abort: { httpStatus: 503, percentage: 0 } } }),
+          r('abort-grpc', '/abort-grpc', { to: cGood, fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: 100 } } }),
+          r('delay-all', '/delay-all', { to: cGood, fault: { delay: { fixedDelay: 30, percentage: 100 } } }),
+          r('delay-none', '/delay-none', { to: cGood, fault: { delay: { fixedDelay: 30_000, percentage: 0 } } }),
+          r('mirror', '/mirror', { to: cGood, mirrors: [{ cluster: cShadow, host: 'shadow', percentage: 100 }] }),
+          r('mirror-dead', '/mirror-dead', { to: cGood, mirrors: [{ cluster: cDeadShadow, host: 'dead-shadow', percentage: 100 }] }),
+          r('tiny', '/tiny', { to: cTiny }),
+          r('empty', '/empty', { to: cEmpty }),
+          r('missing', '/missing', { to: clusterName('not-in-snapshot') }),
+        ]),
+      ],
+      clusters: [
+        cluster(cGood, [good]),
+        cluster(cFlaky, [failing, good]),
+        cluster(cDeadAndGood, [dead, good]),
+        cluster(cAllFailing, [failing, alsoFailing]),
+        cluster(cShadow, [shadow]),
+        cluster(cDeadShadow, [deadShadow]),
+        cluster(cSlow, [slow]),
+        cluster(cTiny, [slow], { connectionPool: { ...testTrafficPolicy().connectionPool, maxConnections: 1, http1MaxPendingRequests: 0 } }),
+        cluster(cEmpty, []),
+      ],
+    });
   });
   after(async () => {
     await h.close();

@@ -2,9 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, exact, header, httpListener, match, prefix, regex, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
-import { send, startHarness, type Harness } from './harness.js';
+import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
+import { cluster, clusterName, exact, header, match, prefix, regex, route, virtualHost } from '../../support/snapshot-builder.js';
+import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 describe('serve: routing over real sockets', () => {
   let h: Harness;
@@ -15,32 +15,24 @@ describe('serve: routing over real sockets', () => {
   before(async () => {
     h = await startHarness();
     for (const name of ['exact', 'wild', 'all', 'v1', 'v2', 'hdr', 'query', 'method', 'regex', 'noprobe']) backends[name] = await startEchoBackend(name);
-    port = await freePort();
-    await h.apply(
-      snapshot({
-        listeners: [
-          httpListener({
-            port,
-            gatewayPort: 80,
-            virtualHosts: [
-              virtualHost(['api.example.com'], [
-                route('default/api.hdr', { matches: [match({ headers: [header('x-version', exact('v2'))] })], to: c('hdr') }),
-                route('default/api.query', { matches: [match({ uri: prefix('/search'), queryParams: [{ name: 'q' }] })], to: c('query') }),
-                route('default/api.method', { matches: [match({ method: exact('DELETE') })], to: c('method') }),
-                route('default/api.regex', { matches: [match({ uri: regex('/items/[0-9]+') })], to: c('regex') }),
-                route('default/api.noprobe', { matches: [match({ uri: prefix('/probe'), withoutHeaders: [header('x-probe')] })], to: c('noprobe') }),
-                route('default/api.v1', { matches: [match({ uri: prefix('/v1') })], to: c('v1') }),
-                route('default/api.exact', { matches: [match({ uri: exact('/') })], to: c('exact') }),
-              ]),
-              virtualHost(['*.example.com'], [route('default/wild.0', { to: c('wild') })]),
-              virtualHost(['split.example.com'], [route('default/split.0', { to: [{ cluster: c('v1'), weight: 25 }, { cluster: c('v2'), weight: 75 }] })]),
-              virtualHost(['*'], [route('default/all.0', { matches: [match({ uri: prefix('/known') })], to: c('all') })]),
-            ],
-          }),
-        ],
-        clusters: Object.entries(backends).map(([name, b]) => cluster(c(name), [b])),
-      }),
-    );
+    port = await serveHttp(h, {
+      gatewayPort: 80,
+      virtualHosts: [
+        virtualHost(['api.example.com'], [
+          route('default/api.hdr', { matches: [match({ headers: [header('x-version', exact('v2'))] })], to: c('hdr') }),
+          route('default/api.query', { matches: [match({ uri: prefix('/search'), queryParams: [{ name: 'q' }] })], to: c('query') }),
+          route('default/api.method', { matches: [match({ method: exact('DELETE') })], to: c('method') }),
+          route('default/api.regex', { matches: [match({ uri: regex('/items/[0-9]+') })], to: c('regex') }),
+          route('default/api.noprobe', { matches: [match({ uri: prefix('/probe'), withoutHeaders: [header('x-probe')] })], to: c('noprobe') }),
+          route('default/api.v1', { matches: [match({ uri: prefix('/v1') })], to: c('v1') }),
+          route('default/api.exact', { matches: [match({ uri: exact('/') })], to: c('exact') }),
+        ]),
+        virtualHost(['*.example.com'], [route('default/wild.0', { to: c('wild') })]),
+        virtualHost(['split.example.com'], [route('default/split.0', { to: [{ cluster: c('v1'), weight: 25 }, { cluster: c('v2'), weight: 75 }] })]),
+        virtualHost(['*'], [route('default/all.0', { matches: [match({ uri: prefix('/known') })], to: c('all') })]),
+      ],
+      clusters: Object.entries(backends).map(([name, b]) => cluster(c(name), [b])),
+    });
   });
   after(async () => {
     await h.close();

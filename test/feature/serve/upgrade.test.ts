@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
-import { cluster, clusterName, httpListener, match, ops, prefix, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
-import { startHarness, type Harness } from './harness.js';
+import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
+import { cluster, clusterName, match, ops, prefix, route, virtualHost } from '../../support/snapshot-builder.js';
+import { serveHttp, startHarness, type Harness } from './harness.js';
 
 type UpgradeResult = { kind: 'upgraded'; res: IncomingMessage; socket: Socket; head: Buffer } | { kind: 'response'; res: IncomingMessage; body: string };
 
@@ -61,23 +61,15 @@ describe('serve: WebSocket upgrade passthrough', () => {
       res.end('upgrade required elsewhere');
     });
     await new Promise<void>((r) => refuser.listen(0, '127.0.0.1', () => r()));
-    port = await freePort();
-    await h.apply(
-      snapshot({
-        listeners: [
-          httpListener({
-            port,
-            virtualHosts: [
-              virtualHost(['ws.example.com'], [
-                route('default/ws.refuse', { matches: [match({ uri: prefix('/refuse') })], to: cRefuse }),
-                route('default/ws.0', { matches: [match({ uri: prefix('/socket') })], rewrite: { uri: '/ws' }, requestHeaders: ops({ set: { 'x-via': 'portway' } }), to: cWs }),
-              ]),
-            ],
-          }),
-        ],
-        clusters: [cluster(cWs, [ws]), cluster(cRefuse, [{ address: '127.0.0.1', port: (refuser.address() as { port: number }).port }])],
-      }),
-    );
+    port = await serveHttp(h, {
+      virtualHosts: [
+        virtualHost(['ws.example.com'], [
+          route('default/ws.refuse', { matches: [match({ uri: prefix('/refuse') })], to: cRefuse }),
+          route('default/ws.0', { matches: [match({ uri: prefix('/socket') })], rewrite: { uri: '/ws' }, requestHeaders: ops({ set: { 'x-via': 'portway' } }), to: cWs }),
+        ]),
+      ],
+      clusters: [cluster(cWs, [ws]), cluster(cRefuse, [{ address: '127.0.0.1', port: (refuser.address() as { port: number }).port }])],
+    });
   });
   after(async () => {
     await h.close();
