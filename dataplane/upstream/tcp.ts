@@ -42,14 +42,17 @@ export class ConnectTimeoutError extends Error {
  * originating TLS). On failure it counts a connect failure in the cluster's metrics and
  * rejects; the caller still calls `lease.done({ error: 'connect-failure' })`, and
  * `lease.done({})` when a connection that did open closes.
+ *
+ * `onread` (net.connect's option: reads go into the caller's buffers, no 'data' events) is
+ * used for plain TCP only; a TLS-originating connection ignores it and emits 'data'.
  */
-export function connectTcp(lease: Lease, signal?: AbortSignal): Promise<net.Socket> {
+export function connectTcp(lease: Lease, signal?: AbortSignal, onread?: net.OnReadOpts): Promise<net.Socket> {
   const o = tcpConnectOptions(lease);
   const runtime = isUpstreamLease(lease) ? lease.runtime : undefined;
   return new Promise<net.Socket>((resolve, reject) => {
     const socket: net.Socket = o.tls
       ? tls.connect({ ...o.tls, host: o.host, port: o.port })
-      : net.connect({ host: o.host, port: o.port });
+      : net.connect(onread === undefined ? { host: o.host, port: o.port } : { host: o.host, port: o.port, onread });
     const connectedEvent = o.tls ? 'secureConnect' : 'connect';
     let settled = false;
     const fail = (err: Error) => {

@@ -1,12 +1,13 @@
 // The TCP proxy: one downstream connection (raw TCP, a TLS connection passed through with its
 // ClientHello replayed, or the plaintext side of a terminated TLS connection) joined to one
-// upstream connection picked by a tcp/tls route. Bytes flow both ways through pipe()
-// (backpressure: a slow reader pauses the other side), a FIN on one side half-closes the
-// other, an error or reset on either side closes both, and a connection idle in both
+// upstream connection picked by a tcp/tls route. Bytes flow downstream → upstream through
+// pipe(), upstream → downstream through reused read buffers (upstream-reader.ts; pipe() for
+// TLS-originating upstreams); either way a slow reader pauses the other side. A FIN on one
+// side half-closes the other, an error or reset on either side closes both, and a connection idle in both
 // directions for connectionPool.tcp.idleTimeout (default 1 h, 0 = never) is closed. With an
 // access log, each connection gets one line when the downstream closes (connection-log.ts).
 
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { connectTcp, tcpConnectOptions } from '../../upstream/tcp.js';
 import type { AccessLog } from '../http/access-log.js';
 import type { Lease, Upstreams } from '../http/upstreams.js';
@@ -15,6 +16,7 @@ import { transportFailureReason, type RequestInfo } from '../http/request-info.j
 import { finishConnectionInfo } from './connection-log.js';
 import { pickL4Destination, type CompiledL4Route } from './l4-routes.js';
 import type { StreamMetrics } from './stream-metrics.js';
+import { UpstreamReader } from './upstream-reader.js';
 
 /** Envoy's tcp_proxy idle_timeout default. */
 export const DEFAULT_TCP_IDLE_TIMEOUT = 3_600_000;
@@ -24,8 +26,11 @@ export interface TcpProxyDeps {
   metrics: StreamMetrics;
   /** [0, 1): the weighted draw among a route's destinations. */
   random: () => number;
-  /** Opens the upstream connection of a lease (default: upstream/tcp.ts, with TLS origination). */
-  connect?: (lease: Lease, signal: AbortSignal) => Promise<Socket>;
+  /**
+   * Opens the upstream connection of a lease (default: upstream/tcp.ts, with TLS origination);
+   * may use `onread` (then the upstream emits no 'data') or ignore it.
+   */
+  connect?: (lease: Lease, signal: AbortSignal, onread: OnReadOpts) => Promise<Socket>;
   /** The idle timeout of a lease's cluster (default: connectionPool.tcp.idleTimeout via the upstream layer). */
   idleTimeoutOf?: (lease: Lease) => number | undefined;
   /** One line per connection at close (the `--access-log` of HTTP requests). */
@@ -88,8 +93,9 @@ export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
   downstream.once('close', onEarlyClose);
   downstream.on('error', () => downstream.destroy());
 
+  const reader = new UpstreamReader(downstream);
   const connect = deps.connect ?? connectTcp;
-  connect(lease, abort.signal).then(
+  connect(lease, abort.signal, reader.onread).then(
     (upstream) => {
       downstream.off('close', onEarlyClose);
       if (downstream.destroyed) {
@@ -97,7 +103,7 @@ export function proxyTcp(deps: TcpProxyDeps, input: TcpProxyInput): void {
         settle({ error: 'other' });
         return;
       }
-      join(deps, input, destination.cluster, lease, upstream, settle);
+      join(deps, input, destination.cluster, reader, lease, upstream, settle);
     },
     (err: unknown) => {
       downstream.off('close', onEarlyClose);
@@ -115,6 +121,7 @@ function join(
   deps: TcpProxyDeps,
   input: TcpProxyInput,
   cluster: string,
+  reader: UpstreamReader,
   lease: Lease,
   upstream: Socket,
   settle: (outcome: Parameters<Lease['done']>[0]) => void,
@@ -157,17 +164,19 @@ function join(
   }
 
   const info = input.info;
+  const countSent =
+    info === undefined
+      ? (n: number) => series.tx.inc(n)
+      : (n: number) => {
+          series.tx.inc(n);
+          info.bytesSent += n;
+        };
   if (info === undefined) {
     downstream.on('data', (chunk: Buffer) => series.rx.inc(chunk.length));
-    upstream.on('data', (chunk: Buffer) => series.tx.inc(chunk.length));
   } else {
     downstream.on('data', (chunk: Buffer) => {
       series.rx.inc(chunk.length);
       info.bytesReceived += chunk.length;
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      series.tx.inc(chunk.length);
-      info.bytesSent += chunk.length;
     });
   }
   if (input.replay !== undefined && input.replay.length > 0) {
@@ -176,7 +185,13 @@ function join(
     upstream.write(input.replay);
   }
   downstream.pipe(upstream);
-  upstream.pipe(downstream);
+  if (reader.inUse) {
+    reader.start(upstream, countSent);
+  } else {
+    // Made without `onread` (TLS origination, a test's connect): ordinary reads.
+    upstream.on('data', (chunk: Buffer) => countSent(chunk.length));
+    upstream.pipe(downstream);
+  }
   downstream.resume();
 }
 
