@@ -202,6 +202,15 @@ function percentile(sorted, p) {
 async function main() {
   const result = {
     date: new Date().toISOString(),
+    commit: (() => {
+      try {
+        const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+        const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'operator', 'kube', 'cli'], { encoding: 'utf8' }).trim() !== '';
+        return dirty ? `${head} (operator, kube or cli changed since)` : head;
+      } catch {
+        return undefined;
+      }
+    })(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version, loadAverageAtStart: load() },
     settings: { burst: BURST, changes: CHANGES, total: TOTAL, serviceType: SERVICE_TYPE },
     targets: { changeP99Ms: 1000, rssMb: 150 },
@@ -270,17 +279,21 @@ async function main() {
   const delays = [];
   // The PATCH's own round trip: how busy the apiserver is, a floor under the delay.
   const patches = [];
+  // Each change with its wall-clock start, to line up with the operator's log ("updated" lines).
+  const samples = [];
   log(`${CHANGES} spec changes, one at a time`);
   for (let i = 0; i < CHANGES; i++) {
     const name = gdName(i % BURST);
     const value = `c${i}`;
     const start = performance.now();
+    const startedAt = new Date().toISOString();
     await kubeRequest(kc, { method: 'PATCH', path: gdPath(name), contentType: 'application/merge-patch+json', body: { spec: { podAnnotations: { 'bench/change': value } } } });
     patches.push(performance.now() - start);
     for (;;) {
       const at = seen.get(`${name}/${value}`);
       if (at !== undefined) {
         delays.push(at - start);
+        samples.push({ name, startedAt, patchMs: Math.round(patches.at(-1)), delayMs: Math.round(at - start) });
         break;
       }
       if (performance.now() - start > 30_000) {
@@ -301,6 +314,7 @@ async function main() {
     patchRoundTripP50Ms: Math.round(percentile(patches, 50)),
     patchRoundTripP99Ms: Math.round(percentile(patches, 99)),
     meetsTarget: percentile(delays, 99) < 1000,
+    samples,
   };
   log(`spec change → Deployment: p50 ${result.change.p50Ms} ms, p99 ${result.change.p99Ms} ms, max ${result.change.maxMs} ms (target p99 < 1000 ms); the PATCH alone p50 ${result.change.patchRoundTripP50Ms} ms, p99 ${result.change.patchRoundTripP99Ms} ms; load average ${load().join(' ')}`);
 
