@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { useNamespace } from '../support/cluster.js';
+import { pauseDeploymentYaml } from '../support/pause-workload.js';
 import { eventually } from '../support/wait.js';
 
 interface Pod {
@@ -16,24 +17,7 @@ interface Deployment {
   status: { observedGeneration?: number; replicas?: number; availableReplicas?: number; updatedReplicas?: number; conditions?: { type: string; status: string }[] };
 }
 
-const deployment = (replicas: number) => `
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: ${replicas}
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: registry.k8s.io/pause:3.10
-        ports: [{name: http, containerPort: 8080}]
-`;
+const deployment = (replicas: number) => pauseDeploymentYaml('web', replicas, { name: 'http', containerPort: 8080 });
 
 describe('e2e cluster: Deployment', function () {
   const env = useNamespace('deploy');

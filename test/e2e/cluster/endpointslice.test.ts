@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import { useNamespace } from '../support/cluster.js';
+import { pauseServiceYaml } from '../support/pause-workload.js';
 import { eventually } from '../support/wait.js';
 
 interface Pod {
@@ -23,33 +24,7 @@ interface EndpointSlice {
   ports: { name?: string; port: number; protocol: string }[] | null;
 }
 
-const manifests = `
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: echo
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: echo}
-  template:
-    metadata:
-      labels: {app: echo}
-    spec:
-      containers:
-      - name: echo
-        image: registry.k8s.io/pause:3.10
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: echo
-spec:
-  selector: {app: echo}
-  ports:
-  - {name: http, port: 80, targetPort: http}
-`;
+const manifests = pauseServiceYaml('echo', 3, { name: 'http', containerPort: 8080, servicePort: 80 });
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { useNamespace } from '../support/cluster.js';
+import { pauseServiceYaml } from '../support/pause-workload.js';
 import { serverCert } from '../../support/certs.js';
 import { eventually } from '../support/wait.js';
 
@@ -15,33 +16,7 @@ interface AdmissionReview {
   request: { uid: string; name?: string; namespace?: string; operation: string; dryRun?: boolean; object: V1Pod };
 }
 
-const backing = `
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: webhook
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: webhook}
-  template:
-    metadata:
-      labels: {app: webhook}
-    spec:
-      containers:
-      - name: webhook
-        image: registry.k8s.io/pause:3.10
-        ports: [{name: https, containerPort: 8443}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: webhook
-spec:
-  selector: {app: webhook}
-  ports:
-  - {name: https, port: 443, targetPort: https}
-`;
+const backing = pauseServiceYaml('webhook', 1, { name: 'https', containerPort: 8443, servicePort: 443 });
 
 const pod = (name: string, labels: Record<string, string>) => ({
   metadata: { name, labels },

@@ -13,6 +13,20 @@ import { applyObjects, applyRenderedGateway, backendDeployment, get, installIsti
 import { runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
+/** VirtualService httpbin: httpbin.example.com requests whose path starts with one of `prefixes` go to httpbin:8000. */
+function httpbinVirtualService(prefixes: string[]) {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'httpbin' },
+    spec: {
+      hosts: ['httpbin.example.com'],
+      gateways: ['ingress'],
+      http: [{ match: prefixes.map((prefix) => ({ uri: { prefix } })), route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
+    },
+  };
+}
+
 describe('e2e: the proxy reads the Kubernetes API', function () {
   this.timeout(180_000);
   const env = useNamespace('proxy');
@@ -56,16 +70,7 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
           ],
         },
       },
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'VirtualService',
-        metadata: { name: 'httpbin' },
-        spec: {
-          hosts: ['httpbin.example.com'],
-          gateways: ['ingress'],
-          http: [{ match: [{ uri: { prefix: '/status' } }, { uri: { prefix: '/delay' } }], route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
-        },
-      },
+      httpbinVirtualService(['/status', '/delay']),
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'VirtualService',
@@ -167,18 +172,7 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
 
   it('applies a VirtualService change within seconds: removing the /status match makes /status 404', async () => {
     const started = Date.now();
-    await apply([
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'VirtualService',
-        metadata: { name: 'httpbin' },
-        spec: {
-          hosts: ['httpbin.example.com'],
-          gateways: ['ingress'],
-          http: [{ match: [{ uri: { prefix: '/delay' } }], route: [{ destination: { host: 'httpbin', port: { number: 8000 } } }] }],
-        },
-      },
-    ]);
+    await apply([httpbinVirtualService(['/delay'])]);
     for (const ip of gatewayIps) {
       await eventually(async () => (await get(ip, 8080, 'httpbin.example.com', '/status/200')).status === 404, { timeoutMs: 10_000, intervalMs: 20, what: '/status to become 404' });
     }
