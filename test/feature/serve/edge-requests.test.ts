@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { cluster, clusterName, exact, httpListener, match, prefix, route, virtualHost } from '../../support/snapshot-builder.js';
 import type { ServeLimits } from '../../../dataplane/serve/data-plane.js';
-import { serviceEntryYaml, TlsProxy } from '../proxy-tls/harness.js';
+import { gatewayYaml, httpRouteYaml, serviceEntryYaml, TlsProxy, yamlDocuments } from '../proxy-tls/harness.js';
 import { send, serveHttp, startHarness, type Harness } from './harness.js';
 
 const c = clusterName('public.default.svc.cluster.local');
@@ -222,30 +222,12 @@ describe('portway proxy --num-trusted-proxies (real proxy process)', function ()
   let env: TlsProxy;
   before(async () => {
     echo = await startEchoBackend('app');
-    env = await TlsProxy.prepare([80]);
-    env.write(
-      'config.yaml',
-      `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
-    tls: {httpsRedirect: true}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: ["istio-system/gw"]
-  http: [{route: [{destination: {host: app.internal}}]}]
----
-${serviceEntryYaml('app.internal', 80, 'HTTP', echo.port)}`,
+    const config = yamlDocuments(
+      gatewayYaml([{ port: 80, name: 'http', protocol: 'HTTP', hosts: ['*'], tls: '{httpsRedirect: true}' }]),
+      httpRouteYaml('app', ['*'], 'app.internal'),
+      serviceEntryYaml('app.internal', 80, 'HTTP', echo.port),
     );
-    await env.start(['--num-trusted-proxies', '1']);
+    env = await TlsProxy.launch([80], (e) => e.write('config.yaml', config), ['--num-trusted-proxies', '1']);
   });
   after(async () => {
     await env?.close();
