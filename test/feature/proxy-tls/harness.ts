@@ -109,28 +109,31 @@ export interface GatewayServer {
   tls?: string;
 }
 
-/** The Gateway `gw` in istio-system that selects this proxy (istio: ingressgateway). */
-export function gatewayYaml(servers: GatewayServer[]): string {
+/** A Gateway in istio-system (`gw` unless named) that selects this proxy (istio: ingressgateway). */
+export function gatewayYaml(servers: GatewayServer[], name = 'gw'): string {
   const text = servers.map((s) => `  - port: {number: ${s.port}, name: ${s.name}, protocol: ${s.protocol}}
     hosts: [${s.hosts.map((h) => JSON.stringify(h)).join(', ')}]
 ${s.tls === undefined ? '' : `    tls: ${s.tls}\n`}`);
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
-metadata: {name: gw, namespace: ${NS}}
+metadata: {name: ${name}, namespace: ${NS}}
 spec:
   selector: {istio: ingressgateway}
   servers:
 ${text.join('')}`;
 }
 
-/** A VirtualService in `default` bound to the Gateway gw; `rules` is the rest of its spec (http:, tcp: or tls:), unindented. */
-export function virtualServiceYaml(name: string, hosts: string[], rules: string): string {
+/**
+ * A VirtualService in `default` bound to the Gateway `gateway` of istio-system (gw unless
+ * named); `rules` is the rest of its spec (http:, tcp: or tls:), unindented.
+ */
+export function virtualServiceYaml(name: string, hosts: string[], rules: string, gateway = 'gw'): string {
   return `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: ${name}, namespace: default}
 spec:
   hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]
-  gateways: ["${NS}/gw"]
+  gateways: ["${NS}/${gateway}"]
 ${rules
   .trimEnd()
   .split('\n')

@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { serverCert, testCa } from '../../support/certs.js';
-import { eventually, exchange, NS, secretYaml, serviceEntryYaml, startTcpEcho, startTlsEcho, TlsProxy, type Backend } from '../proxy-tls/harness.js';
+import { eventually, exchange, gatewayYaml, secretYaml, serviceEntryYaml, startTcpEcho, startTlsEcho, TlsProxy, virtualServiceYaml, yamlDocuments, type Backend } from '../proxy-tls/harness.js';
 
-function config(ports: { mongo: number; early: number; pass: number; term: number }): string {
-  return `# Seed 001 (istio.io Gateway reference), the MONGO part.
+const SEED_001_MONGO = `# Seed 001 (istio.io Gateway reference), the MONGO part.
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
@@ -51,41 +50,37 @@ spec:
         host: mongo.prod.svc.cluster.local
         port:
           number: 5555
----
-${serviceEntryYaml('mongo.prod.svc.cluster.local', 5555, 'MONGO', ports.mongo)}---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: tls-gw, namespace: ${NS}}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 27018, name: mongo-early, protocol: MONGO}
-    hosts: ["*"]
-  - port: {number: 9443, name: tls-pass, protocol: TLS}
-    hosts: ["*.pass.example.com"]
-    tls: {mode: PASSTHROUGH}
-  - port: {number: 9444, name: tls-term, protocol: TLS}
-    hosts: ["tcp.example.com"]
-    tls: {mode: SIMPLE, credentialName: tcp-cert}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: tls, namespace: default}
-spec:
-  hosts: ["*.pass.example.com", "tcp.example.com"]
-  gateways: ["${NS}/tls-gw"]
-  tls:
-  - match: [{sniHosts: [a.pass.example.com]}]
-    route: [{destination: {host: pass.internal, port: {number: 443}}}]
-  tcp:
-  - match: [{port: 9444}]
-    route: [{destination: {host: term.internal, port: {number: 7000}}}]
-  - match: [{port: 27018}]
-    route: [{destination: {host: early.internal, port: {number: 5555}}}]
----
-${serviceEntryYaml('early.internal', 5555, 'MONGO', ports.early)}---
-${serviceEntryYaml('pass.internal', 443, 'TLS', ports.pass)}---
-${serviceEntryYaml('term.internal', 7000, 'TCP', ports.term)}`;
+`;
+
+function config(ports: { mongo: number; early: number; pass: number; term: number }): string {
+  return yamlDocuments(
+    SEED_001_MONGO,
+    serviceEntryYaml('mongo.prod.svc.cluster.local', 5555, 'MONGO', ports.mongo),
+    gatewayYaml(
+      [
+        { port: 27018, name: 'mongo-early', protocol: 'MONGO', hosts: ['*'] },
+        { port: 9443, name: 'tls-pass', protocol: 'TLS', hosts: ['*.pass.example.com'], tls: '{mode: PASSTHROUGH}' },
+        { port: 9444, name: 'tls-term', protocol: 'TLS', hosts: ['tcp.example.com'], tls: '{mode: SIMPLE, credentialName: tcp-cert}' },
+      ],
+      'tls-gw',
+    ),
+    virtualServiceYaml(
+      'tls',
+      ['*.pass.example.com', 'tcp.example.com'],
+      `tls:
+- match: [{sniHosts: [a.pass.example.com]}]
+  route: [{destination: {host: pass.internal, port: {number: 443}}}]
+tcp:
+- match: [{port: 9444}]
+  route: [{destination: {host: term.internal, port: {number: 7000}}}]
+- match: [{port: 27018}]
+  route: [{destination: {host: early.internal, port: {number: 5555}}}]`,
+      'tls-gw',
+    ),
+    serviceEntryYaml('early.internal', 5555, 'MONGO', ports.early),
+    serviceEntryYaml('pass.internal', 443, 'TLS', ports.pass),
+    serviceEntryYaml('term.internal', 7000, 'TCP', ports.term),
+  );
 }
 
 /** A backend that greets and half-closes at once, then records what the client still sends. */
@@ -138,11 +133,15 @@ describe('TCP gateway: the MONGO seed scenario and TCP access log lines (real pr
     early = await startEarlyCloser();
     pass = await startTlsEcho('pass', serverCert({ dnsNames: ['a.pass.example.com'] }));
     term = await startTcpEcho('term');
-    env = await TlsProxy.prepare([27017, 27018, 2379, 9443, 9444]);
-    env.write('config.yaml', config({ mongo: mongo.port, early: early.port, pass: pass.port, term: term.port }));
     const tcpCert = serverCert({ dnsNames: ['tcp.example.com'] });
-    env.write('secrets.yaml', secretYaml('tcp-cert', { cert: tcpCert.chain, key: tcpCert.key }));
-    await env.start(['--labels', 'istio=ingressgateway,app=my-gateway-controller', '--access-log', 'json']);
+    env = await TlsProxy.launch(
+      [27017, 27018, 2379, 9443, 9444],
+      (e) => {
+        e.write('config.yaml', config({ mongo: mongo.port, early: early.port, pass: pass.port, term: term.port }));
+        e.write('secrets.yaml', secretYaml('tcp-cert', { cert: tcpCert.chain, key: tcpCert.key }));
+      },
+      ['--labels', 'istio=ingressgateway,app=my-gateway-controller', '--access-log', 'json'],
+    );
   });
   after(async () => {
     await env?.close();
