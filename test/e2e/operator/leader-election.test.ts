@@ -8,11 +8,6 @@ import { useNamespace } from '../support/cluster.js';
 import { deleteGatewayDeployments, GROUP, installChart, PLURAL, startOperator, VERSION, type OperatorProcess } from '../support/operator.js';
 import { eventually } from '../support/wait.js';
 
-/** The operator's leader-election defaults (operator/controller/leader-election.ts). */
-const LEASE_DURATION_MS = 15_000;
-const RETRY_PERIOD_MS = 2_000;
-const API_SLACK_MS = 3_000;
-
 describe('e2e: operator leader election on a Lease', function () {
   this.timeout(180_000);
   const env = useNamespace('operator-le');
@@ -22,7 +17,9 @@ describe('e2e: operator leader election on a Lease', function () {
     const operators: OperatorProcess[] = [];
     let coordination: CoordinationV1Api;
 
-    const holder = async () => (await coordination.readNamespacedLease({ name: 'portway-operator', namespace: env.namespace })).spec?.holderIdentity;
+    const lease = async () => (await coordination.readNamespacedLease({ name: 'portway-operator', namespace: env.namespace })).spec ?? {};
+    const holder = async () => (await lease()).holderIdentity;
+    const ms = (t: Date | string | undefined) => new Date(t ?? 0).getTime();
 
     before(async function () {
       this.timeout(300_000);
@@ -54,25 +51,27 @@ describe('e2e: operator leader election on a Lease', function () {
       assert.equal(await holder(), 'operator-a');
     });
 
-    it('kill the leader: the standby takes over within the lease duration and reconciles a new GatewayDeployment', async () => {
+    it('kill the leader: the standby takes the Lease once it has expired, not before, and reconciles a new GatewayDeployment', async () => {
       const [a, b] = operators as [OperatorProcess, OperatorProcess];
       const custom = env.cluster.kc.makeApiClient(CustomObjectsApi);
       const apps = env.cluster.kc.makeApiClient(AppsV1Api);
       a.child.kill('SIGKILL');
       await a.exited;
-      const killedAt = Date.now();
+      // operator-a's last renewal; a write it sent before the kill can only make it later.
+      const before = await lease();
+      assert.equal(before.holderIdentity, 'operator-a');
       await custom.createNamespacedCustomObject({
         group: GROUP, version: VERSION, namespace: env.namespace, plural: PLURAL,
         body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'GatewayDeployment', metadata: { name: 'after-failover' }, spec: { autoscaling: { enabled: false } } },
       });
-      // The Lease expires LEASE_DURATION_MS after the last renewal (at most one retry period
-      // before the kill); the standby polls every RETRY_PERIOD_MS, and its GET and PUT take a
-      // moment on a loaded machine (API_SLACK_MS).
-      const limit = LEASE_DURATION_MS + 2 * RETRY_PERIOD_MS + API_SLACK_MS;
-      await eventually(async () => (await holder()) === 'operator-b', { timeoutMs: limit, intervalMs: 200, what: 'operator-b to hold the Lease' });
-      const tookOverMs = Date.now() - killedAt;
-      assert.ok(tookOverMs <= limit, `took over after ${tookOverMs} ms`);
-      await eventually(() => apps.readNamespacedDeployment({ name: 'after-failover', namespace: env.namespace }), { timeoutMs: 30_000, what: 'the new gateway Deployment, made by operator-b' });
+      const after = await eventually(async () => {
+        const l = await lease();
+        return l.holderIdentity === 'operator-b' ? l : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 200, what: 'operator-b to hold the Lease' });
+      assert.equal(after.leaseTransitions, (before.leaseTransitions ?? 0) + 1);
+      const expiredAt = ms(before.renewTime) + (before.leaseDurationSeconds ?? 0) * 1000;
+      assert.ok(ms(after.acquireTime) >= expiredAt, `operator-b acquired the Lease at ${new Date(ms(after.acquireTime)).toISOString()}, before operator-a's expired at ${new Date(expiredAt).toISOString()}`);
+      await eventually(() => apps.readNamespacedDeployment({ name: 'after-failover', namespace: env.namespace }), { timeoutMs: 90_000, what: 'the new gateway Deployment, made by operator-b' });
       assert.match((await b.get('/metrics')).body, /^portway_operator_leader 1$/m);
       const lines = b.output.join('');
       assert.match(lines, /"msg":"leader election: operator-b is the leader"/);
