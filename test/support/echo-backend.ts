@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { listenLocal } from './local-server.js';
 
 export interface EchoRecord {
   method: string;
@@ -43,7 +44,6 @@ export interface EchoOptions {
 export async function startEchoBackend(name: string, options: EchoOptions = {}): Promise<EchoBackend> {
   const requests: EchoRecord[] = [];
   const upgrades: EchoRecord[] = [];
-  const sockets = new Set<Socket>();
   // Large header blocks pass through the proxy in tests: accept more than node's 16 KiB.
   const server = createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -72,10 +72,6 @@ export async function startEchoBackend(name: string, options: EchoOptions = {}):
       else send();
     });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     upgrades.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
     const key = req.headers['sec-websocket-key'];
@@ -86,11 +82,7 @@ export async function startEchoBackend(name: string, options: EchoOptions = {}):
     socket.on('error', () => socket.destroy());
     socket.pipe(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
+  const { port, close } = await listenLocal(server, options.port);
   return {
     name,
     address: '127.0.0.1',
@@ -99,11 +91,7 @@ export async function startEchoBackend(name: string, options: EchoOptions = {}):
     server,
     requests,
     upgrades,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

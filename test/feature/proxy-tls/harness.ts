@@ -6,11 +6,12 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import http2 from 'node:http2';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { closedPort } from '../../support/echo-backend.js';
+import { listenLocal } from '../../support/local-server.js';
 import { startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 
 export const NS = 'istio-system';
@@ -362,26 +363,6 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-function track(server: net.Server): { close(): Promise<void> } {
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
-}
-
 /**
  * A TCP backend: on each connection it sends "<name>\n", echoes every byte, and when the
  * client half-closes it sends "bye <bytes received>\n" and closes (proves half-close).
@@ -401,8 +382,7 @@ export async function startTcpEcho(name: string): Promise<Backend> {
       s.end(`bye ${received}\n`);
     });
   });
-  const t = track(server);
-  return { name, port: await listen(server), seen, close: t.close };
+  return { name, seen, ...(await listenLocal(server)) };
 }
 
 /** A TLS backend (for passthrough): serves `cert`, then behaves like startTcpEcho. */
@@ -419,8 +399,7 @@ export async function startTlsEcho(name: string, cert: { chain: string; key: str
     });
     s.on('end', () => s.end(`bye ${received}\n`));
   });
-  const t = track(server);
-  return { name, port: await listen(server), seen, close: t.close };
+  return { name, seen, ...(await listenLocal(server)) };
 }
 
 /** An HTTPS backend answering JSON {name, sni, host, url, clientCert}; optionally requiring client certificates. */
@@ -433,8 +412,7 @@ export async function startHttpsEcho(name: string, cert: { chain: string; key: s
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(record));
   });
-  const t = track(server);
-  return { name, port: await listen(server), seen, close: t.close };
+  return { name, seen, ...(await listenLocal(server)) };
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; resolves with the elapsed ms, or rejects. */

@@ -5,8 +5,9 @@
 // then proxied) writes one access-log line at close with Istio's TCP fields.
 
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { serverCert, testCa } from '../../support/certs.js';
+import { listenLocal } from '../../support/local-server.js';
 import { eventually, exchange, gatewayYaml, secretYaml, serviceEntryYaml, startTcpEcho, startTlsEcho, TlsProxy, virtualServiceYaml, yamlDocuments, type Backend } from '../proxy-tls/harness.js';
 
 const SEED_001_MONGO = `# Seed 001 (istio.io Gateway reference), the MONGO part.
@@ -86,27 +87,14 @@ tcp:
 /** A backend that greets and half-closes at once, then records what the client still sends. */
 async function startEarlyCloser(): Promise<Backend & { close(): Promise<void> }> {
   const seen: Array<Record<string, unknown>> = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
     s.on('error', () => s.destroy());
     let got = '';
     s.on('data', (d: Buffer) => (got += d.toString('utf8')));
     s.on('end', () => seen.push({ got }));
     s.end('server done\n');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    name: 'early-closer',
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return { name: 'early-closer', seen, ...(await listenLocal(server)) };
 }
 
 type LogLine = Record<string, unknown>;

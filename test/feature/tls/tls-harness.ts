@@ -4,11 +4,12 @@
 // open connection still works.
 
 import type { X509Certificate } from 'node:crypto';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { listenerClientCertVerification, type DownstreamTlsChain } from '../../../dataplane/tls/downstream-context.js';
 import { createSniSelector } from '../../../dataplane/tls/sni-selector.js';
 import { handOverToTlsServer, readClientHello } from '../../../dataplane/tls/tls-termination.js';
+import { listenLocal } from '../../support/local-server.js';
 
 export interface Listener {
   port: number;
@@ -79,21 +80,7 @@ export async function startChainListener(chains: DownstreamTlsChain[]): Promise<
 }
 
 async function listen(server: net.Server, failures: string[]): Promise<Listener> {
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    failures,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return { failures, ...(await listenLocal(server)) };
 }
 
 export type Outcome =
