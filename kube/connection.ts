@@ -7,9 +7,11 @@
 // first file of a list that exists), ~/.kube/config, then the in-cluster ServiceAccount. A
 // token file (the in-cluster one, or a kubeconfig `tokenFile`) is read again on every request:
 // bound ServiceAccount tokens are rotated by the kubelet. Kubeconfig users with a token, a token
-// file or a client certificate are supported; exec plugins and auth providers are not (both
-// programs run with their ServiceAccount).
+// file, a client certificate or an exec credential plugin that returns a token (EKS, GKE, AKS,
+// OIDC helpers: how people run either program from a laptop) are supported; the deprecated
+// auth-provider stanza is not.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -66,9 +68,17 @@ export function connectionFromKubeconfig(file: string): KubeConnection {
   const cluster = doc.clusters?.find((c) => c.name === context.cluster)?.cluster;
   if (!cluster || typeof cluster.server !== 'string') throw new Error(`${file}: no cluster ${JSON.stringify(context.cluster)} with a server`);
   const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
-  if (user.exec || user['auth-provider']) throw new Error(`${file}: user ${JSON.stringify(context.user)}: exec plugins and auth providers are not supported; use a token or a client certificate`);
+  const userName = `${file}: user ${JSON.stringify(context.user)}`;
+  if (user['auth-provider']) throw new Error(`${userName}: auth-provider is not supported (removed from kubectl); use an exec plugin, a token or a client certificate`);
   const tokenFile = user.tokenFile;
-  const token = typeof user.token === 'string' ? () => user.token as string : tokenFile ? () => readFileSync(path(tokenFile), 'utf8').trim() : undefined;
+  const token =
+    typeof user.token === 'string'
+      ? () => user.token as string
+      : tokenFile
+        ? () => readFileSync(path(tokenFile), 'utf8').trim()
+        : user.exec
+          ? execCredentialToken(user.exec as ExecConfig, base, userName)
+          : undefined;
   return {
     server: new URL(cluster.server),
     ca: bytes(cluster['certificate-authority-data'], cluster['certificate-authority']),
@@ -100,4 +110,62 @@ export function connectionHeaders(conn: KubeConnection, userAgent: string): Reco
   const token = conn.token?.();
   if (token) headers.authorization = `Bearer ${token}`;
   return headers;
+}
+
+/** A kubeconfig `users[].user.exec` stanza (client.authentication.k8s.io ExecConfig). */
+interface ExecConfig {
+  apiVersion?: string;
+  command?: string;
+  args?: string[];
+  env?: Array<{ name: string; value: string }> | null;
+  installHint?: string;
+}
+
+/** Re-run this long before the credential's expiry, so no request carries an expiring token. */
+const EXEC_REFRESH_MARGIN_MS = 60_000;
+
+/**
+ * A token from an exec credential plugin, run again when the ExecCredential it returned
+ * expires (or never, without expirationTimestamp), as client-go does. The plugin runs
+ * synchronously: it happens once per token lifetime, and a request cannot be sent without it.
+ * A command with a path separator is relative to the kubeconfig's folder, as in client-go.
+ */
+export function execCredentialToken(exec: ExecConfig, base: string, userName: string): () => string {
+  if (!exec.command) throw new Error(`${userName}: exec has no command`);
+  const command = exec.command.includes('/') && !isAbsolute(exec.command) ? join(base, exec.command) : exec.command;
+  const apiVersion = exec.apiVersion ?? 'client.authentication.k8s.io/v1';
+  let cached: { token: string; refreshAt: number } | undefined;
+  return () => {
+    if (cached && Date.now() < cached.refreshAt) return cached.token;
+    let out: string;
+    try {
+      out = execFileSync(command, exec.args ?? [], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          ...Object.fromEntries((exec.env ?? []).map((e) => [e.name, e.value])),
+          KUBERNETES_EXEC_INFO: JSON.stringify({ apiVersion, kind: 'ExecCredential', spec: { interactive: false } }),
+        },
+      });
+    } catch (err) {
+      const hint = exec.installHint ? ` (${exec.installHint.trim()})` : '';
+      throw new Error(`${userName}: exec plugin ${command} failed: ${(err as Error).message.split('\n')[0]}${hint}`);
+    }
+    let status: { token?: string; expirationTimestamp?: string; clientCertificateData?: string } | undefined;
+    try {
+      status = (JSON.parse(out) as { status?: typeof status }).status;
+    } catch {
+      throw new Error(`${userName}: exec plugin ${command} did not print an ExecCredential (JSON)`);
+    }
+    if (!status?.token) {
+      throw new Error(`${userName}: exec plugin ${command} returned no status.token${status?.clientCertificateData ? ' (client certificates from exec plugins are not supported)' : ''}`);
+    }
+    const now = Date.now();
+    const expires = status.expirationTimestamp ? Date.parse(status.expirationTimestamp) : Number.POSITIVE_INFINITY;
+    // Short-lived tokens: refresh halfway through their life rather than on every request.
+    cached = { token: status.token, refreshAt: expires - Math.min(EXEC_REFRESH_MARGIN_MS, (expires - now) / 2) };
+    return status.token;
+  };
 }
