@@ -11,14 +11,18 @@
 // stops while the downstream is past its high-water mark (the callback returns false) and
 // resumes on its 'drain', as pipe() does, so a slow reader never makes the proxy buffer more
 // than one read beyond it. Buffers are small (4 KiB) until a read fills one, then 64 KiB, and
-// small again after a short read, so an idle connection holds only a small one.
+// small again after a read of 4 KiB or less, so an idle connection usually holds a small one
+// (one 64 KiB buffer, and at most one spare, when its last read was larger).
 
 import type { OnReadOpts, Socket } from 'node:net';
 
 const SMALL = 4 * 1024;
 const LARGE = 64 * 1024;
-/** Large buffers kept for reuse per connection, beyond the one the socket reads into. */
-const MAX_SPARE = 2;
+/**
+ * Large buffers kept for reuse per connection, beyond the one the socket reads into: one is
+ * enough, as reading stops while a write is queued past the high-water mark.
+ */
+const MAX_SPARE = 1;
 
 export class UpstreamReader {
   /** net.connect's `onread` option; the socket asks `buffer()` for each next read buffer. */
@@ -71,16 +75,20 @@ export class UpstreamReader {
   }
 
   private keep(buf: Buffer): void {
-    if (buf.length === LARGE && this.spare.length < MAX_SPARE) this.spare.push(buf);
+    if (buf.length === LARGE && this.size === LARGE && this.spare.length < MAX_SPARE) this.spare.push(buf);
   }
 
   private forward(nread: number, buf: Buffer): boolean {
     this.count(nread);
     const target = this.target;
     const ok = target.write(nread === buf.length ? buf : buf.subarray(0, nread));
-    // A full read means more is waiting: read in large buffers; a short one, back to small.
+    // A full read means more is waiting: read in large buffers; 4 KiB or less, back to small.
     if (nread === buf.length) this.size = LARGE;
-    else if (nread <= SMALL) this.size = SMALL;
+    else if (nread <= SMALL && this.size === LARGE) {
+      // Traffic turned small (or the connection goes idle): give the large buffers back.
+      this.size = SMALL;
+      this.spare.length = 0;
+    }
     if (target.writableLength === 0) {
       // Written through to the kernel already: nothing references the buffer, nothing waits.
       // (write() returns false for any read above the high-water mark even then; pausing
