@@ -25,6 +25,13 @@ export interface WatchedKind {
   keep?: (obj: StoredObject) => boolean;
   /** List only after this kind has been listed once (`keep` depends on it). */
   after?: string;
+  /**
+   * What is lost without this kind. When set, a 403 on the first list counts as an empty,
+   * synced collection (readiness does not wait for a permission that may never come: RBAC
+   * copied from Istio's gateway Role grants Secrets only); the list is retried with backoff and
+   * used as soon as the permission is granted.
+   */
+  optional?: string;
 }
 
 export interface ReflectorOptions {
@@ -124,6 +131,8 @@ export class Reflector {
   private gone = 0;
   private resolveFirstSync!: () => void;
   readonly firstSync = new Promise<void>((r) => (this.resolveFirstSync = r));
+  /** An optional kind is forbidden to us (logged once, until a list succeeds). */
+  private forbidden = false;
   private readonly path: string;
 
   constructor(
@@ -173,7 +182,15 @@ export class Reflector {
         }
         this.failures++;
         const delay = retryDelayMs(this.failures, isTransient(err));
-        this.log(`watch ${this.kind.kind}: ${(err as Error).message ?? err}; retrying in ${Math.round(delay)} ms`);
+        if (this.kind.optional && !resourceVersion && (err as { code?: unknown }).code === 403) {
+          if (!this.forbidden) {
+            this.forbidden = true;
+            this.log(`list ${this.path}: 403 Forbidden; going on without ${this.kind.plural} (${this.kind.optional}) and retrying: ${(err as Error).message ?? err}`);
+          }
+          this.markSynced();
+        } else {
+          this.log(`watch ${this.kind.kind}: ${(err as Error).message ?? err}; retrying in ${Math.round(delay)} ms`);
+        }
         await this.sleep(delay);
       }
     }
@@ -204,12 +221,19 @@ export class Reflector {
     } while (continueToken);
     const { kind, namespace } = this.kind;
     this.store.replaceWhere((o) => o.kind === kind && o.origin?.source === 'kubernetes' && (!namespace || o.metadata.namespace === namespace), items);
-    if (!this.synced) {
-      this.synced = true;
-      this.resolveFirstSync();
-      this.onSynced();
+    if (this.forbidden) {
+      this.forbidden = false;
+      this.log(`list ${this.path}: allowed now; ${this.kind.plural} are read`);
     }
+    this.markSynced();
     return resourceVersion;
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    this.resolveFirstSync();
+    this.onSynced();
   }
 
   /** Resolves with the last resourceVersion when the watch ends normally; rejects on errors (410 included). */

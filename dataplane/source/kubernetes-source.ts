@@ -66,7 +66,8 @@ export function gatewayWatchedKinds(namespace: string, bindable?: BindableGatewa
       slim: (pod) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels } }),
     },
     { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', namespace },
-    { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', namespace, slim: caConfigMap },
+    // Optional: a Role written for Istio's gateway grants Secrets only.
+    { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', namespace, slim: caConfigMap, optional: 'caCertCredentialName can name Secrets only' },
   ];
 }
 
