@@ -131,6 +131,8 @@ export class Reflector {
   private gone = 0;
   private resolveFirstSync!: () => void;
   readonly firstSync = new Promise<void>((r) => (this.resolveFirstSync = r));
+  /** The last failure was the apiserver not answering at all. */
+  private lastFailureUnreachable = false;
   /** An optional kind is forbidden to us (logged once, until a list succeeds). */
   private forbidden = false;
   private readonly path: string;
@@ -180,7 +182,12 @@ export class Reflector {
           if (this.gone > 1) await this.sleep(retryDelayMs(this.gone - 1, true));
           continue;
         }
-        this.failures++;
+        // An apiserver that answers again starts a fresh backoff: just after a restart it
+        // answers 403 until its RBAC caches are filled, and the backoff grown while it was
+        // away must not keep this kind stale for half a minute after that.
+        const unreachable = isConnectionError(err);
+        this.failures = this.lastFailureUnreachable && !unreachable ? 1 : this.failures + 1;
+        this.lastFailureUnreachable = unreachable;
         const delay = retryDelayMs(this.failures, isTransient(err));
         if (this.kind.optional && !resourceVersion && (err as { code?: unknown }).code === 403) {
           if (!this.forbidden) {
@@ -255,6 +262,7 @@ export class Reflector {
       (abort) => {
         // Connected: the next failure starts the backoff from the beginning again.
         this.failures = 0;
+        this.lastFailureUnreachable = false;
         this.gone = 0;
         this.abort = abort;
         if (this.stopped || this.relistRequested) abort();
