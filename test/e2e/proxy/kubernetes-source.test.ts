@@ -9,7 +9,7 @@ import { Agent } from 'node:http';
 import { join } from 'node:path';
 import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
-import { applyObjects, applyRenderedGateway, backendDeployment, get, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
+import { applyObjects, applyRenderedGateway, backendDeployment, get, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
 import { runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
@@ -59,17 +59,9 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
     backends.push(await servePods(env.cluster, ns, 'app=reviews,version=qa', 9080, 1));
 
     await apply([
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'ingress' },
-        spec: {
-          selector: { istio: 'ingressgateway' },
-          servers: [
-            { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['httpbin.example.com', 'bookinfo.example.com', `${ns}/restricted.example.com`] },
-          ],
-        },
-      },
+      ingressGateway([
+        { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['httpbin.example.com', 'bookinfo.example.com', `${ns}/restricted.example.com`] },
+      ]),
       httpbinVirtualService(['/status', '/delay']),
       {
         apiVersion: 'networking.istio.io/v1',

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientCert, newCa, serverCert, testCa } from '../../support/certs.js';
 import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
-import { applyObjects, applyRenderedGateway, installIstioCrds, startGatewayProxies } from '../support/istio-gateway.js';
+import { applyObjects, applyRenderedGateway, ingressGateway, installIstioCrds, startGatewayProxies } from '../support/istio-gateway.js';
 import { eventually } from '../support/wait.js';
 
 /** The rendered Service maps Gateway port 443 to the pod's 8443. */
@@ -45,18 +45,10 @@ describe('e2e: a proxy without RBAC for ConfigMaps', function () {
     await kubectl(['create', 'secret', 'tls', 'site-cert', `--cert=${file('site.crt', site.chain)}`, `--key=${file('site.key', site.key)}`]);
     await kubectl(['create', 'configmap', 'client-ca', `--from-file=ca.crt=${file('ca.crt', clientCa.cert)}`]);
     await applyObjects(env.cluster, env.namespace, [
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'ingress' },
-        spec: {
-          selector: { istio: 'ingressgateway' },
-          servers: [
-            { port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['site.example.com'], tls: { mode: 'SIMPLE', credentialName: 'site-cert' } },
-            { port: { number: 443, name: 'https-mtls', protocol: 'HTTPS' }, hosts: ['mtls.example.com'], tls: { mode: 'MUTUAL', credentialName: 'site-cert', caCertCredentialName: 'client-ca' } },
-          ],
-        },
-      },
+      ingressGateway([
+        { port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['site.example.com'], tls: { mode: 'SIMPLE', credentialName: 'site-cert' } },
+        { port: { number: 443, name: 'https-mtls', protocol: 'HTTPS' }, hosts: ['mtls.example.com'], tls: { mode: 'MUTUAL', credentialName: 'site-cert', caCertCredentialName: 'client-ca' } },
+      ]),
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'VirtualService',

@@ -16,7 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { clientCert, newCa, serverCert, testCa, type IssuedCert, type TestCa } from '../../support/certs.js';
 import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
-import { applyObjects, applyRenderedGateway, backendDeployment, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
+import { applyObjects, applyRenderedGateway, backendDeployment, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
 import { servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
@@ -176,21 +176,13 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
 
     const https443 = (name: string, host: string, tls: Record<string, string>) => ({ port: { number: 443, name, protocol: 'HTTPS' }, hosts: [host], tls });
     await apply([
-      {
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'ingress' },
-        spec: {
-          selector: { istio: 'ingressgateway' },
-          servers: [
-            https443('https-site', 'site.example.com', { mode: 'SIMPLE', credentialName: 'site-cert' }),
-            https443('https-mtls', 'mtls.example.com', { mode: 'MUTUAL', credentialName: 'mtls-cert' }),
-            https443('https-cm', 'cm.example.com', { mode: 'MUTUAL', credentialName: 'cm-cert', caCertCredentialName: 'client-ca' }),
-            // Its Secret is created by a test, after the proxies started.
-            https443('https-late', 'late.example.com', { mode: 'SIMPLE', credentialName: 'late-cert' }),
-          ],
-        },
-      },
+      ingressGateway([
+        https443('https-site', 'site.example.com', { mode: 'SIMPLE', credentialName: 'site-cert' }),
+        https443('https-mtls', 'mtls.example.com', { mode: 'MUTUAL', credentialName: 'mtls-cert' }),
+        https443('https-cm', 'cm.example.com', { mode: 'MUTUAL', credentialName: 'cm-cert', caCertCredentialName: 'client-ca' }),
+        // Its Secret is created by a test, after the proxies started.
+        https443('https-late', 'late.example.com', { mode: 'SIMPLE', credentialName: 'late-cert' }),
+      ]),
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'VirtualService',

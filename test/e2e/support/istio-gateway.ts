@@ -55,6 +55,11 @@ export function service(name: string, selector: Record<string, string>, port: nu
   return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector, ports: [{ name: 'http', port, targetPort }] } };
 }
 
+/** The Gateway `ingress` the proxy tests use: Istio's `selector: {istio: ingressgateway}` with these servers. */
+export function ingressGateway(servers: unknown[]) {
+  return { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: { name: 'ingress' }, spec: { selector: { istio: 'ingressgateway' }, servers } };
+}
+
 /** Server-side apply of plain objects into a namespace (field manager e2e). */
 export function applyObjects(cluster: Cluster, namespace: string, objects: unknown[]): Promise<string> {
   return cluster.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=e2e', '-n', namespace, '-f', '-'], {
