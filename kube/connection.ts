@@ -29,6 +29,11 @@ export interface KubeConnection {
   tlsServerName?: string;
   /** The bearer token, read when a request is made. */
   token?: () => string | undefined;
+  /**
+   * The apiserver refused the token (401): forget a cached one, so the next request gets a
+   * fresh one (an exec plugin's token can be revoked before its stated expiry).
+   */
+  tokenRejected?: () => void;
 }
 
 const IN_CLUSTER = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -71,14 +76,8 @@ export function connectionFromKubeconfig(file: string): KubeConnection {
   const userName = `${file}: user ${JSON.stringify(context.user)}`;
   if (user['auth-provider']) throw new Error(`${userName}: auth-provider is not supported (removed from kubectl); use an exec plugin, a token or a client certificate`);
   const tokenFile = user.tokenFile;
-  const token =
-    typeof user.token === 'string'
-      ? () => user.token as string
-      : tokenFile
-        ? () => readFileSync(path(tokenFile), 'utf8').trim()
-        : user.exec
-          ? execCredentialToken(user.exec as ExecConfig, base, userName)
-          : undefined;
+  const exec = !user.token && !tokenFile && user.exec ? execCredentialToken(user.exec as ExecConfig, base, userName) : undefined;
+  const token = typeof user.token === 'string' ? () => user.token as string : tokenFile ? () => readFileSync(path(tokenFile), 'utf8').trim() : exec?.token;
   return {
     server: new URL(cluster.server),
     ca: bytes(cluster['certificate-authority-data'], cluster['certificate-authority']),
@@ -87,6 +86,7 @@ export function connectionFromKubeconfig(file: string): KubeConnection {
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
     tlsServerName: typeof cluster['tls-server-name'] === 'string' ? cluster['tls-server-name'] : undefined,
     token,
+    tokenRejected: exec?.forget,
   };
 }
 
@@ -126,16 +126,20 @@ const EXEC_REFRESH_MARGIN_MS = 60_000;
 
 /**
  * A token from an exec credential plugin, run again when the ExecCredential it returned
- * expires (or never, without expirationTimestamp), as client-go does. The plugin runs
+ * expires (or never, without expirationTimestamp), or after the apiserver refused it (`forget`),
+ * as client-go does. The plugin runs
  * synchronously: it happens once per token lifetime, and a request cannot be sent without it.
  * A command with a path separator is relative to the kubeconfig's folder, as in client-go.
  */
-export function execCredentialToken(exec: ExecConfig, base: string, userName: string): () => string {
+export function execCredentialToken(exec: ExecConfig, base: string, userName: string): { token: () => string; forget: () => void } {
   if (!exec.command) throw new Error(`${userName}: exec has no command`);
   const command = exec.command.includes('/') && !isAbsolute(exec.command) ? join(base, exec.command) : exec.command;
   const apiVersion = exec.apiVersion ?? 'client.authentication.k8s.io/v1';
   let cached: { token: string; refreshAt: number } | undefined;
-  return () => {
+  const forget = () => {
+    cached = undefined;
+  };
+  const token = () => {
     if (cached && Date.now() < cached.refreshAt) return cached.token;
     let out: string;
     try {
@@ -168,4 +172,5 @@ export function execCredentialToken(exec: ExecConfig, base: string, userName: st
     cached = { token: status.token, refreshAt: expires - Math.min(EXEC_REFRESH_MARGIN_MS, (expires - now) / 2) };
     return status.token;
   };
+  return { token, forget };
 }

@@ -67,6 +67,11 @@ export async function kubeRequest<T = unknown>(conn: KubeConnection, req: KubeRe
       // not JSON: keep the text
     }
     if (status >= 200 && status < 300) return parsed as T;
+    // A refused token that can be renewed (an exec plugin's) is renewed and tried once more.
+    if (status === 401 && conn.tokenRejected && attempt === 1) {
+      conn.tokenRejected();
+      continue;
+    }
     const retryAfter = retryAfterMs(status, headers['retry-after']);
     if (retryAfter !== undefined && attempt < MAX_TRIES) {
       await new Promise((r) => setTimeout(r, retryAfter * (0.8 + Math.random() * 0.4)));

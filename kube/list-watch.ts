@@ -84,7 +84,11 @@ export class HttpsListWatchClient implements ListWatchClient {
     if (options.labelSelector) query.labelSelector = options.labelSelector;
     const res = await this.get(path, query, ANSWER_TIMEOUT_MS);
     const body = await readAll(res);
-    if ((res.statusCode ?? 0) >= 300) throw statusError(res.statusCode ?? 0, body, `list ${path}`);
+    if ((res.statusCode ?? 0) >= 300) {
+      // The reflector retries; with a fresh token if this one was refused.
+      if (res.statusCode === 401) this.conn.tokenRejected?.();
+      throw statusError(res.statusCode ?? 0, body, `list ${path}`);
+    }
     const list = JSON.parse(body) as { items?: KubeObject[]; metadata?: { resourceVersion?: string; continue?: string } };
     return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue || undefined };
   }
@@ -118,6 +122,7 @@ export class HttpsListWatchClient implements ListWatchClient {
         res = r;
         armIdle();
         if ((r.statusCode ?? 0) >= 300) {
+          if (r.statusCode === 401) this.conn.tokenRejected?.();
           readAll(r).then((body) => finish(statusError(r.statusCode ?? 0, body, `watch ${path}`)), finish);
           return;
         }

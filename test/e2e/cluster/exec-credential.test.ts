@@ -74,6 +74,20 @@ console.log(JSON.stringify({ apiVersion: info.apiVersion, kind: 'ExecCredential'
     assert.equal(calls(), 2, 'the plugin runs again as the token nears its expiry');
   });
 
+  it('a token the apiserver refuses (401) before its stated expiry is renewed by running the plugin again', async () => {
+    const sa = await serviceAccountCredentials(env.cluster, env.namespace, 'revoked', { create: true, expirationSeconds: 600 });
+    // First run: a token the apiserver does not know, valid for an hour by its own account.
+    const { kubeconfig, calls } = writeKubeconfig(
+      'revoked-plugin',
+      `import { readFileSync } from 'node:fs';
+const first = readFileSync(process.argv[1].replace(/\\.mjs$/, '.calls'), 'utf8').length === 1;
+const token = first ? 'not-a-token-the-apiserver-knows' : ${JSON.stringify(sa.token)};
+console.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() } }));`,
+    );
+    assert.equal(await whoAmI(kubeconfig), sa.username);
+    assert.equal(calls(), 2, 'run again after the 401, once');
+  });
+
   it('a failing plugin, or one that prints no token, is an error naming the plugin', async () => {
     const failing = writeKubeconfig('failing-plugin', `console.error('login required'); process.exit(1);`);
     await assert.rejects(whoAmI(failing.kubeconfig), /exec plugin .*failing-plugin\.mjs failed/);
