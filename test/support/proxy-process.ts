@@ -20,16 +20,33 @@ export interface ProxyProcess {
 }
 
 export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-  return launch('127.0.0.1', await closedPort(), await closedPort(), args, env);
+  return withFreshPortsOnCollision(async () => launch('127.0.0.1', await closedPort(), await closedPort(), await closedPort(), args, env));
 }
 
 /** A proxy standing in for a pod: everything but the admin port on the pod's IP, Istio's ports. */
 export async function startProxyProcessAt(podIp: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-  return launch(podIp, 15021, 15090, ['--bind-address', podIp, ...args], env);
+  return withFreshPortsOnCollision(async () => launch(podIp, 15021, 15090, await closedPort(), ['--bind-address', podIp, ...args], env));
 }
 
-async function launch(address: string, statusPort: number, metricsPort: number, args: string[], env: NodeJS.ProcessEnv): Promise<ProxyProcess> {
-  const adminPort = await closedPort();
+/**
+ * A port found free and released can be taken before the proxy binds it (the kernel hands the
+ * same ephemeral range to outgoing connections): when the proxy fails on one of the ports
+ * picked here, it is started again with new ones.
+ */
+async function withFreshPortsOnCollision(start: () => Promise<ProxyProcess>): Promise<ProxyProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt < 3 && err instanceof PickedPortTaken) continue;
+      throw err;
+    }
+  }
+}
+
+class PickedPortTaken extends Error {}
+
+async function launch(address: string, statusPort: number, metricsPort: number, adminPort: number, args: string[], env: NodeJS.ProcessEnv): Promise<ProxyProcess> {
   const child = spawn(
     process.execPath,
     [join(repoRoot(), 'bin', 'portway.js'), 'proxy', '--status-port', String(statusPort), '--metrics-port', String(metricsPort), '--admin-port', String(adminPort), ...args],
@@ -82,7 +99,13 @@ async function launch(address: string, statusPort: number, metricsPort: number, 
   // Ready means the first snapshot is serving (in cluster mode: after a full first sync).
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`portway proxy exited with ${child.exitCode}:\n${stderr.join('\n')}`);
+    if (child.exitCode !== null) {
+      const log = stderr.join('\n');
+      // The ports picked at random: the admin port, and status and metrics on 127.0.0.1.
+      const picked = address === '127.0.0.1' ? [adminPort, statusPort, metricsPort] : [adminPort];
+      const taken = picked.some((p) => log.includes(`EADDRINUSE: address already in use 127.0.0.1:${p}`));
+      throw new (taken ? PickedPortTaken : Error)(`portway proxy exited with ${child.exitCode}:\n${log}`);
+    }
     try {
       const res = await fetch(`http://${address}:${statusPort}/healthz/ready`);
       await res.arrayBuffer();
