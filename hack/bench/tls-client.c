@@ -151,6 +151,17 @@ static void open_conn(struct conn *c) {
   epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/** The connection is done (its last SSL call ended it, or `failed`): a new one takes its place. */
+static void replace_conn(struct conn *c, int failed) {
+  ERR_clear_error();
+  close_conn(c, failed);
+  open_conn(c);
+}
+
+static int would_block(int ssl_error) {
+  return ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE;
+}
+
 /** Runs the connection's state machine until it would block; replaces it when it is done. */
 static void drive(struct conn *c) {
   static char buf[1 << 16];
@@ -168,31 +179,24 @@ static void drive(struct conn *c) {
           c->state = mode == BULK ? SEND_REQUEST : WAIT_TICKET;
           continue;
         }
-        e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-        ERR_clear_error();
-        close_conn(c, 1);
-        open_conn(c);
+        if (would_block(SSL_get_error(c->ssl, r))) return;
+        replace_conn(c, 1);
         return;
       case WAIT_TICKET:
         // TLS 1.2 tickets come inside the handshake; TLS 1.3 ones right after it. A resumed
         // handshake need not wait: the ticket it used can be offered again (Node's server
         // sends no new ticket after a resumption, nginx's does).
         if (c->got_ticket || SSL_version(c->ssl) < TLS1_3_VERSION || SSL_session_reused(c->ssl)) {
-          close_conn(c, 0);
-          open_conn(c);
+          replace_conn(c, 0);
           return;
         }
         r = SSL_read(c->ssl, buf, sizeof buf);
         if (r > 0) continue;
-        e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (would_block(SSL_get_error(c->ssl, r))) {
           if (c->got_ticket) continue;
           return;
         }
-        ERR_clear_error();
-        close_conn(c, 1);
-        open_conn(c);
+        replace_conn(c, 1);
         return;
       case SEND_REQUEST:
         r = SSL_write(c->ssl, request, request_len);
@@ -200,11 +204,8 @@ static void drive(struct conn *c) {
           c->state = READ_BODY;
           continue;
         }
-        e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-        ERR_clear_error();
-        close_conn(c, 1);
-        open_conn(c);
+        if (would_block(SSL_get_error(c->ssl, r))) return;
+        replace_conn(c, 1);
         return;
       case READ_BODY:
         r = SSL_read(c->ssl, buf, sizeof buf);
@@ -213,11 +214,9 @@ static void drive(struct conn *c) {
           continue;
         }
         e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-        ERR_clear_error();
+        if (would_block(e)) return;
         // The server closing (close_notify or a plain FIN) ends a transfer normally.
-        close_conn(c, !(e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL));
-        open_conn(c);
+        replace_conn(c, !(e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL));
         return;
     }
   }
