@@ -192,6 +192,10 @@ start kube-apiserver "$KUBE_APISERVER" \
   --profiling=false
 wait_for "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready
 
+# --node-monitor-grace-period: kwok's nodes are simulated, and a test that stops the apiserver
+# for a few seconds on a busy machine otherwise has the node lifecycle controller see stale
+# leases afterwards (default grace 50 s), mark the nodes NotReady and their pods not ready, and
+# empty the EndpointSlices of the tests that run next (the likely cause of 503s in a CI run).
 start kube-controller-manager "$KUBE_CONTROLLER_MANAGER" \
   --kubeconfig="$D/kube-controller-manager.kubeconfig" \
   --authentication-kubeconfig="$D/kube-controller-manager.kubeconfig" \
@@ -201,6 +205,7 @@ start kube-controller-manager "$KUBE_CONTROLLER_MANAGER" \
   --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
   --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
   --service-cluster-ip-range=10.96.0.0/16 --allocate-node-cidrs=false \
+  --node-monitor-grace-period=10m \
   --leader-elect=false --profiling=false
 
 start kube-scheduler "$KUBE_SCHEDULER" \
