@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenLocal } from './local-server.js';
+import { unusedPort } from './ports.js';
 
 export interface EchoRecord {
   method: string;
@@ -95,14 +96,10 @@ export async function startEchoBackend(name: string, options: EchoOptions = {}):
   };
 }
 
-/** A port nothing listens on (bound then released): connections to it are refused. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+/** A port nothing listens on: connections to it are refused (test/support/ports.ts). */
+export function closedPort(): Promise<number> {
+  return unusedPort();
 }
 
-/** A free port to put in a snapshot Listener (bound then released). */
+/** A free port to put in a snapshot Listener. */
 export const freePort = closedPort;

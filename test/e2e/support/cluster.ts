@@ -18,11 +18,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { repoRoot } from '../../support/repo-root.js';
+import { unusedPorts } from '../../support/ports.js';
 import { eventually } from './wait.js';
 
 /** Mocha timeout for the hook that may run a cold build (fits CI's 90 minutes). */
@@ -98,20 +98,6 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
   });
 }
 
-function freePorts(n: number): Promise<number[]> {
-  // Hold all n listeners at once so the ports are distinct, then release them.
-  const servers = Array.from({ length: n }, () => createServer());
-  return Promise.all(
-    servers.map(
-      (s) =>
-        new Promise<number>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
-        }),
-    ),
-  ).finally(() => servers.forEach((s) => s.close()));
-}
-
 function makeKubectl(kubectlPath: string, kubeconfigPath: string) {
   return (args: string[], opts: KubectlOptions = {}) =>
     new Promise<string>((resolve, reject) => {
@@ -167,7 +153,7 @@ async function bringUp(): Promise<Cluster> {
   // A private control plane: fresh state dir, free ports, and a pod network of its own so that
   // concurrent runs on one machine do not bind the same 127.x addresses.
   const stateDir = mkdtempSync(join(tmpdir(), 'portway-e2e-cluster-'));
-  const [api, etcdClient, etcdPeer, kcm, sched] = await freePorts(5);
+  const [api, etcdClient, etcdPeer, kcm, sched] = await unusedPorts(5);
   const podNet = `127.${randomInt(2, 255)}`;
   const nodeCount = 3;
   const env: NodeJS.ProcessEnv = {

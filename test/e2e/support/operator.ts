@@ -3,13 +3,13 @@
 // local processes with the chart's ServiceAccount token, each with its own health/metrics port.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../../support/repo-root.js';
 import type { NamespaceContext } from './cluster.js';
 import { runCommand } from './run.js';
 import { serviceAccountCredentials, type ServiceAccountCredentials } from './service-account.js';
+import { unusedPort } from '../../support/ports.js';
 
 export const GROUP = 'portway.dev';
 export const VERSION = 'v1alpha1';
@@ -40,17 +40,6 @@ export async function installChart(env: NamespaceContext, release: string, set: 
   return { ...(await serviceAccountCredentials(env.cluster, env.namespace, sa.metadata.name)), docs };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export interface OperatorProcess {
   child: ChildProcess;
   identity: string;
@@ -62,7 +51,7 @@ export interface OperatorProcess {
 }
 
 export async function startOperator(env: NamespaceContext, creds: ServiceAccountCredentials, identity: string, extraArgs: string[] = []): Promise<OperatorProcess> {
-  const healthPort = await freePort();
+  const healthPort = await unusedPort();
   const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'portway.js'), 'operator', '--namespace', env.namespace, '--health-port', String(healthPort), ...extraArgs], {
     env: { ...process.env, KUBECONFIG: creds.kubeconfigPath, POD_NAMESPACE: env.namespace, POD_NAME: identity, PORTWAY_PROXY_IMAGE: 'example.invalid/portway:e2e', PORTWAY_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
