@@ -219,6 +219,20 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
     const started = await startGatewayProxies(env, 2, work, ['--access-log', 'off'], [[], ['--concurrency', '2']]);
     proxies.push(...started.proxies);
     ips = started.ips;
+    // Ready proxies have synced, but the backend's EndpointSlice may list it as ready only
+    // later (kwok's pod-ready stage, then the EndpointSlice controller: tens of seconds on a busy
+    // CI machine, answered meanwhile with 503 "no healthy upstream", as Istio would). Every test
+    // starts from a proxy that serves.
+    for (const ip of ips) {
+      await eventually(
+        async () => {
+          const r = await httpsGet(ip, 'site.example.com', '/status/200', { ca: serverCa.cert });
+          if (r.status !== 200) throw new Error(`status ${r.status} ${r.detail}`);
+          return r;
+        },
+        { timeoutMs: CONVERGE_MS, what: `${ip} to serve site.example.com from the backend` },
+      );
+    }
   });
 
   after(async () => {

@@ -19,12 +19,14 @@ export async function runningPods(cluster: Cluster, namespace: string, selector:
   return eventually(
     async () => {
       const pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
-      const running = pods.items.filter((p) => p.status?.phase === 'Running' && p.status.podIP && !p.metadata?.deletionTimestamp);
+      // Ready too, as the EndpointSlice controller needs it to list the pod as a ready endpoint.
+      const ready = (p: (typeof pods.items)[number]) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      const running = pods.items.filter((p) => p.status?.phase === 'Running' && p.status.podIP && ready(p) && !p.metadata?.deletionTimestamp);
       if (count !== undefined && running.length !== count) return undefined;
       if (running.length === 0) return undefined;
       return running.map((p) => ({ name: p.metadata!.name!, ip: p.status!.podIP!, labels: p.metadata!.labels ?? {} }));
     },
-    { timeoutMs: 60_000, intervalMs: 250, what: `${count ?? 'some'} Running pods with IPs for ${selector} in ${namespace}` },
+    { timeoutMs: 60_000, intervalMs: 250, what: `${count ?? 'some'} Running and Ready pods with IPs for ${selector} in ${namespace}` },
   );
 }
 
