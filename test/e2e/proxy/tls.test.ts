@@ -223,15 +223,24 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
     // later (kwok's pod-ready stage, then the EndpointSlice controller: tens of seconds on a busy
     // CI machine, answered meanwhile with 503 "no healthy upstream", as Istio would). Every test
     // starts from a proxy that serves.
+    const waitStarted = Date.now();
+    let endpointsAtFirst503: string | undefined;
     for (const ip of ips) {
       await eventually(
         async () => {
           const r = await httpsGet(ip, 'site.example.com', '/status/200', { ca: serverCa.cert });
-          if (r.status !== 200) throw new Error(`status ${r.status} ${r.detail}`);
+          if (r.status !== 200) {
+            endpointsAtFirst503 ??= await kubectl(['get', 'endpointslices', '-l', 'kubernetes.io/service-name=httpbin', '-o', 'jsonpath={range .items[*].endpoints[*]}{.addresses[0]} ready={.conditions.ready} {end}']);
+            throw new Error(`status ${r.status} ${r.detail}`);
+          }
           return r;
         },
         { timeoutMs: CONVERGE_MS, what: `${ip} to serve site.example.com from the backend` },
       );
+    }
+    // Logged, not asserted: tells a slow EndpointSlice from a slow proxy when this takes long.
+    if (endpointsAtFirst503 !== undefined) {
+      console.log(`      the backend was served through every proxy after ${Date.now() - waitStarted} ms; at the first 503 its EndpointSlice listed: ${endpointsAtFirst503 || 'no endpoints'}`);
     }
   });
 
