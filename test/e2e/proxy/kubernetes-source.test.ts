@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, get, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
-import { runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
+import { readyEndpoints, runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
 /** VirtualService httpbin: httpbin.example.com requests whose path starts with one of `prefixes` go to httpbin:8000. */
@@ -57,6 +57,8 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
     backends.push(await servePods(env.cluster, ns, 'app=reviews,version=v1', 9080, 2));
     backends.push(await servePods(env.cluster, ns, 'app=reviews,version=v2', 9080, 1));
     backends.push(await servePods(env.cluster, ns, 'app=reviews,version=qa', 9080, 1));
+    await readyEndpoints(env.cluster, ns, 'httpbin', 1);
+    await readyEndpoints(env.cluster, ns, 'reviews', 4);
 
     await apply([
       ingressGateway([

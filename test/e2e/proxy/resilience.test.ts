@@ -12,7 +12,7 @@ import type { ProxyProcess } from '../../support/proxy-process.js';
 import { componentAlive, etcdCompact, etcdGet, etcdPut, etcdRevision, stopApiserver } from '../support/apiserver-control.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, get, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
-import { servePods, type PodBackends } from '../support/pod-backends.js';
+import { readyEndpoints, servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
 const HOST = 'httpbin.example.com';
@@ -128,6 +128,7 @@ describe('e2e: the proxy survives Kubernetes faults', function () {
     await applyRenderedGateway(env, 1);
     await apply([backendDeployment('httpbin', { app: 'httpbin' }, 1), service('httpbin', { app: 'httpbin' }, 8000, 8080)]);
     backends.push(await servePods(env.cluster, env.namespace, 'app=httpbin', 8080, 1));
+    await readyEndpoints(env.cluster, env.namespace, 'httpbin', 1);
     await apply([
       {
         apiVersion: 'networking.istio.io/v1',

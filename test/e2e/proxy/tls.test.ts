@@ -17,7 +17,7 @@ import { clientCert, newCa, serverCert, testCa, type IssuedCert, type TestCa } f
 import type { ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
-import { servePods, type PodBackends } from '../support/pod-backends.js';
+import { readyEndpoints, servePods, type PodBackends } from '../support/pod-backends.js';
 import { eventually } from '../support/wait.js';
 
 /** The rendered Service maps Gateway port 443 to the pod's 8443. */
@@ -182,6 +182,7 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
     const apply = (objects: unknown[]) => applyObjects(env.cluster, env.namespace, objects);
     await apply([backendDeployment('httpbin', { app: 'httpbin' }, 1), service('httpbin', { app: 'httpbin' }, 8000, 8080)]);
     backends = await servePods(env.cluster, env.namespace, 'app=httpbin', 8080, 1);
+    await readyEndpoints(env.cluster, env.namespace, 'httpbin', 1);
 
     // SIMPLE: a kubernetes.io/tls Secret made by `kubectl create secret tls`.
     await createTlsSecret('site-cert', serverCert({ dnsNames: ['site.example.com'], commonName: 'site-v1' }));

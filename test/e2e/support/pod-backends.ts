@@ -1,7 +1,7 @@
 // Local processes standing in for kwok pods: an httpbin-like server bound to each Running
 // pod's loopback IP, so Services, EndpointSlices and DestinationRule subsets are all real.
 
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { startHttpbin, type RunningHttpbin } from '../../../cli/demo/httpbin.js';
 import type { Cluster } from './cluster.js';
 import { eventually } from './wait.js';
@@ -50,4 +50,21 @@ export async function servePods(cluster: Cluster, namespace: string, selector: s
       await Promise.all([...byPod.values()].map((b) => b.close()));
     },
   };
+}
+
+/**
+ * Waits until the EndpointSlices of Service `service` list `count` ready endpoints. A Ready pod
+ * becomes a ready endpoint only once the EndpointSlice controller has caught up (seconds to tens
+ * of seconds on a busy machine); until then a gateway rightly answers 503 "no healthy upstream".
+ */
+export async function readyEndpoints(cluster: Cluster, namespace: string, service: string, count: number): Promise<string[]> {
+  const discovery = cluster.kc.makeApiClient(DiscoveryV1Api);
+  return eventually(
+    async () => {
+      const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+      const ready = slices.items.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready !== false).flatMap((e) => e.addresses));
+      return ready.length === count ? ready : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 250, what: `${count} ready endpoints in the EndpointSlices of Service ${namespace}/${service}` },
+  );
 }
