@@ -194,8 +194,8 @@ wait_for "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready
 
 # --node-monitor-grace-period: kwok's nodes are simulated, and a test that stops the apiserver
 # for a few seconds on a busy machine otherwise has the node lifecycle controller see stale
-# leases afterwards (default grace 50 s), mark the nodes NotReady and their pods not ready, and
-# empty the EndpointSlices of the tests that run next (the likely cause of 503s in a CI run).
+# leases afterwards (default grace 50 s; seen after a 45 s outage), mark the nodes NotReady and
+# their pods not ready, and empty the EndpointSlices of the tests that run next.
 start kube-controller-manager "$KUBE_CONTROLLER_MANAGER" \
   --kubeconfig="$D/kube-controller-manager.kubeconfig" \
   --authentication-kubeconfig="$D/kube-controller-manager.kubeconfig" \

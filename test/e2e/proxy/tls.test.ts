@@ -220,10 +220,9 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
     const started = await startGatewayProxies(env, 2, work, ['--access-log', 'off'], [[], ['--concurrency', '2']]);
     proxies.push(...started.proxies);
     ips = started.ips;
-    // Ready proxies have synced, but the backend's EndpointSlice may list it as ready only
-    // later (kwok's pod-ready stage, then the EndpointSlice controller: tens of seconds on a busy
-    // CI machine, answered meanwhile with 503 "no healthy upstream", as Istio would). Every test
-    // starts from a proxy that serves.
+    // Every test starts from proxies that serve: the load test counts every 503 as a failure,
+    // and a backend not yet a ready endpoint is rightly a 503 "no healthy upstream" (seen for
+    // 27 s on a loaded CI-like machine before readyEndpoints above waited for the EndpointSlice).
     const waitStarted = Date.now();
     let endpointsAtFirst503: string | undefined;
     for (const ip of ips) {
