@@ -121,3 +121,17 @@ async function launch(address: string, statusPort: number, metricsPort: number, 
   }
   return proc;
 }
+
+/**
+ * For a mocha `afterEach`: when the test just failed, prints the last lines each proxy wrote
+ * to stderr (its warnings and rejected-object reports), so that a CI log says what the proxy saw.
+ */
+export function printLogsIfFailed(ctx: Mocha.Context, proxies: Iterable<ProxyProcess | undefined>, lines = 30): void {
+  if (ctx.currentTest?.state !== 'failed') return;
+  for (const p of proxies) {
+    if (p === undefined) continue;
+    const tail = p.stderr.slice(-lines);
+    console.log(`      --- proxy pid ${p.child.pid}: last ${tail.length} of ${p.stderr.length} stderr lines ---`);
+    for (const line of tail) console.log(`      ${line}`);
+  }
+}

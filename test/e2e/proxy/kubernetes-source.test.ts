@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
-import type { ProxyProcess } from '../../support/proxy-process.js';
+import { printLogsIfFailed, type ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, get, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
 import { readyEndpoints, runningPods, servePods, type PodBackends } from '../support/pod-backends.js';
@@ -101,6 +101,10 @@ describe('e2e: the proxy reads the Kubernetes API', function () {
     const started = await startGatewayProxies(env, 2, work);
     proxies.push(...started.proxies);
     gatewayIps = started.ips;
+  });
+
+  afterEach(function () {
+    printLogsIfFailed(this, proxies);
   });
 
   after(async () => {

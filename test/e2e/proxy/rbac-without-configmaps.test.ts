@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { clientCert, newCa, serverCert, testCa } from '../../support/certs.js';
-import type { ProxyProcess } from '../../support/proxy-process.js';
+import { printLogsIfFailed, type ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, ingressGateway, installIstioCrds, startGatewayProxies } from '../support/istio-gateway.js';
 import { eventually } from '../support/wait.js';
@@ -20,6 +20,10 @@ describe('e2e: a proxy without RBAC for ConfigMaps', function () {
   this.timeout(240_000);
   const env = useNamespace('proxy-rbac-cm');
   let proxy: ProxyProcess | undefined;
+
+  afterEach(function () {
+    printLogsIfFailed(this, [proxy]);
+  });
 
   after(async () => {
     await proxy?.stop('SIGKILL');

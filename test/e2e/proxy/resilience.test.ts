@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
-import type { ProxyProcess } from '../../support/proxy-process.js';
+import { printLogsIfFailed, type ProxyProcess } from '../../support/proxy-process.js';
 import { componentAlive, etcdCompact, etcdGet, etcdPut, etcdRevision, stopApiserver } from '../support/apiserver-control.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, get, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
@@ -142,6 +142,10 @@ describe('e2e: the proxy survives Kubernetes faults', function () {
     proxy = started.proxies[0]!;
     ip = started.ips[0]!;
     await eventually(async () => (await status('/status/200')) === 200, { what: 'the httpbin route' });
+  });
+
+  afterEach(function () {
+    printLogsIfFailed(this, [proxy]);
   });
 
   after(async () => {

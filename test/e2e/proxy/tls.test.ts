@@ -14,7 +14,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { clientCert, newCa, serverCert, testCa, type IssuedCert, type TestCa } from '../../support/certs.js';
-import type { ProxyProcess } from '../../support/proxy-process.js';
+import { printLogsIfFailed, type ProxyProcess } from '../../support/proxy-process.js';
 import { useNamespace } from '../support/cluster.js';
 import { applyObjects, applyRenderedGateway, backendDeployment, ingressGateway, installIstioCrds, service, startGatewayProxies } from '../support/istio-gateway.js';
 import { readyEndpoints, servePods, type PodBackends } from '../support/pod-backends.js';
@@ -242,6 +242,10 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
     if (endpointsAtFirst503 !== undefined) {
       console.log(`      the backend was served through every proxy after ${Date.now() - waitStarted} ms; at the first 503 its EndpointSlice listed: ${endpointsAtFirst503 || 'no endpoints'}`);
     }
+  });
+
+  afterEach(function () {
+    printLogsIfFailed(this, proxies);
   });
 
   after(async () => {
