@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './repo-root.js';
-import { closedPort } from './echo-backend.js';
+import { unusedPort } from './ports.js';
 
 export interface ProxyProcess {
   child: ChildProcess;
@@ -20,12 +20,12 @@ export interface ProxyProcess {
 }
 
 export async function startProxyProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-  return withFreshPortsOnCollision(async () => launch('127.0.0.1', await closedPort(), await closedPort(), await closedPort(), args, env));
+  return withFreshPortsOnCollision(async () => launch('127.0.0.1', await unusedPort(), await unusedPort(), await unusedPort(), args, env));
 }
 
 /** A proxy standing in for a pod: everything but the admin port on the pod's IP, Istio's ports. */
 export async function startProxyProcessAt(podIp: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProxyProcess> {
-  return withFreshPortsOnCollision(async () => launch(podIp, 15021, 15090, await closedPort(), ['--bind-address', podIp, ...args], env));
+  return withFreshPortsOnCollision(async () => launch(podIp, 15021, 15090, await unusedPort(), ['--bind-address', podIp, ...args], env));
 }
 
 /**

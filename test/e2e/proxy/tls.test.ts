@@ -89,9 +89,8 @@ function summarize(messages: string[]): string {
 class LoadGenerator {
   ok = 0;
   reused = 0;
-  readonly failures: string[] = [];
-  /** When each failure happened (Date.now()). */
-  readonly failedAt: number[] = [];
+  /** Each failed request: what went wrong, and when (Date.now()). */
+  readonly failures: Array<{ message: string; at: number }> = [];
   /** Served certificate CNs seen on new connections, in order. */
   readonly freshCns: string[] = [];
   private running = true;
@@ -126,8 +125,7 @@ class LoadGenerator {
   }
 
   private fail(message: string): void {
-    this.failures.push(message);
-    this.failedAt.push(Date.now());
+    this.failures.push({ message, at: Date.now() });
   }
 
   async stop(): Promise<void> {
@@ -292,8 +290,9 @@ describe('e2e: TLS at the gateway from Secrets and ConfigMaps', function () {
         `      Secret rotation: new certificate on every proxy ${took} ms after kubectl started (kubectl replace returned after ${replacedAt - started} ms); ` +
           `${load.ok} requests (${load.reused} on reused connections), ${load.failures.length} failed`,
       );
-      const window = load.failedAt.length ? ` from ${load.failedAt[0]! - started} ms to ${load.failedAt.at(-1)! - started} ms after the rotation started` : '';
-      assert.equal(load.failures.length, 0, `${load.failures.length} of ${load.ok + load.failures.length} requests failed${window}, by kind:\n${summarize(load.failures)}`);
+      const [first, last] = [load.failures[0], load.failures.at(-1)];
+      const window = first && last ? ` from ${first.at - started} ms to ${last.at - started} ms after the rotation started` : '';
+      assert.equal(load.failures.length, 0, `${load.failures.length} of ${load.ok + load.failures.length} requests failed${window}, by kind:\n${summarize(load.failures.map((f) => f.message))}`);
       assert.ok(load.reused > 0, 'keep-alive connections were reused across the rotation');
       assert.equal(load.freshCns.at(-1), 'site-v2');
       assert.ok(load.freshCns.includes('site-v1'), 'the load ran before the rotation too');
