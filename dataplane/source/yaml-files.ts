@@ -19,6 +19,15 @@ export interface LoadResult {
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
+/**
+ * Alias expansions allowed per document, as the yaml library counts them (each use of an
+ * anchor, times the aliases inside what it names). Its default, 100, rejects a VirtualService
+ * whose 100 routes share one anchor; 10,000 is far above what hand-written or templated files
+ * use and still stops a billion-laughs file (nine levels of nine aliases: 9^9 expansions) at
+ * its fifth level, before anything expands it.
+ */
+export const MAX_ALIAS_COUNT = 10_000;
+
 /** Every YAML file under the given paths (folders are walked, sorted for a stable order). */
 export function listConfigFiles(paths: readonly string[]): string[] {
   const files: string[] = [];
@@ -50,7 +59,15 @@ export function parseConfigText(text: string, file: string, defaultNamespace: st
       problems.push({ file, message: `document ${i + 1}: ${oneLine(doc.errors[0]!.message)}` });
       return;
     }
-    const value = doc.toJS() as unknown;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // Too many aliases, an alias before its anchor: this document's problem, never the process's.
+      const message = (err as Error).message;
+      problems.push({ file, message: `document ${i + 1}: ${/alias count/i.test(message) ? `more than ${MAX_ALIAS_COUNT} alias expansions (${message})` : oneLine(message)}` });
+      return;
+    }
     if (value === null || value === undefined) return;
     for (const obj of flattenLists(value)) {
       const problem = checkObject(obj);
