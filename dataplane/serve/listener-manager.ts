@@ -231,6 +231,9 @@ export class ListenerManager {
       request,
     );
     server.on('upgrade', upgrade);
+    // CONNECT: without a listener node closes the socket with no reply and no log line; the
+    // handler answers it like a refused upgrade (405, access-logged).
+    server.on('connect', upgrade);
     // Node drops headers past maxHeadersCount silently (possibly Host, which then fails as a
     // 400): it keeps a generous number, and the handler answers 431 past the real limit.
     server.maxHeadersCount = Math.max(limits.maxHeadersCount + 1, 2000);

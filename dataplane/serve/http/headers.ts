@@ -51,6 +51,13 @@ const REQUEST_ONLY_DROP = new Set([
   'x-envoy-upstream-stream-duration-ms',
 ]);
 
+/**
+ * End-to-end headers a client cannot make hop-by-hop by naming them in Connection: without
+ * Host the upstream sees its own address as the authority, without Content-Length a body's
+ * framing changes. (A header named in Connection is otherwise dropped, RFC 9110 §7.6.1.)
+ */
+const NEVER_NOMINATED = new Set(['host', 'content-length', 'content-type']);
+
 /** Lower-cased header names listed in a Connection header value. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   // The values nearly every message carries name no header.
@@ -67,7 +74,7 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 
 /**
  * A copy of the downstream request headers without hop-by-hop headers (except `TE: trailers`),
- * headers named in Connection, HTTP/2 pseudo-headers, `expect` and Envoy's internal x-envoy-*
+ * headers named in Connection (but Host, Content-Length and Content-Type), HTTP/2 pseudo-headers, `expect` and Envoy's internal x-envoy-*
  * headers. An Upgrade token is passed to undici separately.
  */
 export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
@@ -75,7 +82,7 @@ export function forwardableRequestHeaders(src: IncomingHttpHeaders): HeaderMap {
   const out: HeaderMap = {};
   for (const name in src) {
     if (HOP_BY_HOP.has(name) || REQUEST_ONLY_DROP.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (named !== undefined && named.has(name)) continue;
+    if (named !== undefined && named.has(name) && !NEVER_NOMINATED.has(name)) continue;
     out[name] = src[name];
   }
   // `TE: trailers` is the one TE value that crosses a proxy (gRPC needs it; RFC 9113 §8.2.2).

@@ -4,7 +4,9 @@
 // CORS preflight, fault abort, redirect, direct response, 404) and hands the rest to the
 // forwarder or, for an Upgrade, to the tunnel. Before routing, the path is normalized
 // (path-normalization.ts), headers with underscores are handled as configured, and the client
-// address and scheme are worked out from the trusted hops (forwarded-headers.ts). Every path
+// address and scheme are worked out from the trusted hops (forwarded-headers.ts). One authority
+// decides routing and the upstream's Host: an absolute-form target's replaces Host; targets
+// that are not paths (`OPTIONS *`, ftp://…) and CONNECT get a local 4xx. Every path
 // is wrapped: a request never crashes the proxy, it gets a 500 and a log line.
 
 import { randomUUID } from 'node:crypto';
@@ -186,17 +188,24 @@ export class HttpRequestHandler {
     let refused: LocalReply | undefined;
     // HTTP/2 (through node's compatibility API) carries the authority as :authority.
     let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-    if (path.charCodeAt(0) !== 47 /* '/' */ && (path.startsWith('http://') || path.startsWith('https://'))) {
-      // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host.
-      try {
-        const url = new URL(path);
-        path = url.pathname + url.search;
-        authority = url.host;
-      } catch {
-        // left as is: no route will match it
+    if (req.method === 'CONNECT') {
+      // No route tunnels CONNECT (node hands it over as its own event; HTTP/2 as a request).
+      refused = { status: 405, details: 'connect_not_allowed', body: 'CONNECT is not allowed', headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE' } };
+    } else if (path.charCodeAt(0) !== 47 /* '/' */) {
+      const target = absoluteTarget(path);
+      if (target !== undefined) {
+        // absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host, for routing
+        // and upstream alike; userinfo is dropped and a default port left out (as Envoy does).
+        path = target.path;
+        authority = target.authority;
+        req.headers.host = authority;
+      } else {
+        // `OPTIONS *`, ftp://…, anything else that is not a path: nothing upstream can serve it.
+        // Envoy: 400 http1.invalid_url; on HTTP/2, 404 absolute_path_rejected.
+        refused = req.httpVersionMajor === 2 ? { status: 404, details: 'absolute_path_rejected', body: 'Not Found' } : { status: 400, details: 'http1.invalid_url', body: 'Bad Request' };
       }
     }
-    if (limits.pathNormalization !== 'NONE') {
+    if (refused === undefined && limits.pathNormalization !== 'NONE') {
       const normalized = normalizePath(path, limits.pathNormalization);
       if (normalized === null) refused = { status: 400, details: 'path_normalization_failed', body: 'Bad Request' };
       else path = normalized;
@@ -514,6 +523,19 @@ function underscoreHeaders(req: IncomingMessage, reject: boolean): LocalReply | 
     delete req.headers[name.toLowerCase()];
   }
   return undefined;
+}
+
+/** An http(s) absolute-form target's path and authority (host[:port], no userinfo, no default port). */
+function absoluteTarget(target: string): { path: string; authority: string } | undefined {
+  const scheme = target.slice(0, 8).toLowerCase();
+  if (!scheme.startsWith('http://') && !scheme.startsWith('https://')) return undefined;
+  try {
+    const url = new URL(target);
+    if (url.host === '') return undefined;
+    return { path: url.pathname + url.search, authority: url.host };
+  } catch {
+    return undefined;
+  }
 }
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {

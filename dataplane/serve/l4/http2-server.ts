@@ -2,7 +2,8 @@
 // that opened with the HTTP/2 preface (h2c): a node:http2 server that never listens and is
 // handed sockets, with request/response classes adapted so the same
 // request handler serves HTTP/1.1 and HTTP/2:
-//   - `host` is filled from :authority (HTTP/1.1 upstreams need it; routing reads it);
+//   - `host` is set from :authority, replacing a differing `host` header (HTTP/1.1 upstreams
+//     need it; routing reads it);
 //   - a request body of unknown length (no content-length, no END_STREAM on the headers) is
 //     marked `transfer-encoding: chunked`, which is what it becomes on an HTTP/1.1 upstream
 //     and what makes the handler stream it (the header is hop-by-hop: never forwarded as is);
@@ -20,8 +21,10 @@ import type { ServeLimits } from '../limits.js';
 
 class GatewayHttp2Request extends http2.Http2ServerRequest {
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ReadableOptions, rawHeaders: readonly string[]) {
+    // :authority wins over a `host` header (RFC 9113 §8.3.1): routing and the upstream's Host
+    // both read `host`, so one value decides both.
     const authority = headers[':authority'];
-    if (headers.host === undefined && typeof authority === 'string') headers.host = authority;
+    if (typeof authority === 'string' && authority !== '') headers.host = authority;
     if (!stream.endAfterHeaders && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
       headers['transfer-encoding'] = 'chunked';
     }
