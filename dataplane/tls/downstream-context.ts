@@ -20,12 +20,15 @@
 //     SIMPLE chains with default versions and ciphers.
 // ALPN is the serving code's choice (ALPNProtocols in serverOptions, or on the shared server).
 
+import { constants as cryptoConstants } from 'node:crypto';
 import tls from 'node:tls';
 import type { DownstreamTls, DownstreamTlsMode } from '../snapshot/types.js';
 import { errorText } from './certificate-material.js';
 import { compileClientCertChecks, verifyDownstreamPeer, type PeerCertificateCheck } from './client-cert-checks.js';
 import { describeCredentialKey, type CredentialStore, type StoredCredential } from './credential-store.js';
 import { sessionIdContextFor, sessionTicketKeys } from './session-tickets.js';
+
+const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
 
 export interface SessionSettings {
   /** Distinct per chain and admission policy, so a session made on a SIMPLE chain is not resumed on a MUTUAL one. */
@@ -62,6 +65,9 @@ export function downstreamSecureContextOptions(
     maxVersion: policy.maxProtocolVersion ?? 'TLSv1.3',
     honorCipherOrder: true, // Envoy (BoringSSL) prefers the server's order too
     sessionIdContext: session.sessionIdContext,
+    // No TLS 1.2 client-initiated renegotiation (node allows 3 per 10 minutes): each one is a
+    // full handshake the client makes the server pay for; Envoy (BoringSSL) never allows it.
+    secureOptions: NO_RENEGOTIATION,
   };
   if (session.ticketKeys) options.ticketKeys = session.ticketKeys;
   if (policy.ciphers) options.ciphers = policy.ciphers;
