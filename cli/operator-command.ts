@@ -10,13 +10,15 @@ import { LeaderElector } from '../operator/controller/leader-election.js';
 import { serveControllerEndpoint } from '../operator/controller/http-endpoints.js';
 import { Logger } from '../operator/controller/log.js';
 import { parseDuration } from '../dataplane/translate/durations.js';
+import { releaseImage } from './release.js';
 import { startWebhook, type RunningWebhook } from '../operator/webhook/index.js';
 
 const USAGE = `Usage: portway operator [options]
 
   --namespace NS            namespace of the leader-election Lease (default: $POD_NAMESPACE or "portway-system")
   --leader-elect true|false elect one active reconciler among replicas (default true)
-  --proxy-image IMAGE       image for gateway pods when a GatewayDeployment sets none (default: $PORTWAY_PROXY_IMAGE)
+  --proxy-image IMAGE       image for gateway pods when a GatewayDeployment sets none (default:
+                            $PORTWAY_PROXY_IMAGE, else this release's own image, as the chart sets it)
   --health-port 8081        /healthz and /readyz (ready once the webhook, when on, serves)
 
 Admission webhook (gateway injection, validation), served by every replica; each flag falls
@@ -34,6 +36,15 @@ back to the environment variable the chart sets:
   --webhook-cert-validity 8760h  serving certificate lifetime; renewed with a third of it left
   --webhook-ca-validity 87600h   CA lifetime; renewed with a third of it left, overlapping in caBundle
 `;
+
+/**
+ * The image of gateway pods whose GatewayDeployment sets none: --proxy-image, else
+ * $PORTWAY_PROXY_IMAGE, else this release's image (the chart's default, so an operator run by
+ * hand does not reject every GatewayDeployment).
+ */
+export function proxyImage(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag || env.PORTWAY_PROXY_IMAGE || releaseImage();
+}
 
 export async function runOperatorCommand(argv: string[]): Promise<number> {
   let values;
@@ -91,10 +102,10 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     console.error(`portway operator: ${(err as Error).message}`);
     return 1;
   }
-  const image = values['proxy-image'] ?? process.env.PORTWAY_PROXY_IMAGE;
+  const image = proxyImage(values['proxy-image'], process.env);
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const logger = new Logger({}, { instance: identity });
-  const controller = new GatewayController({ connection, render: image ? { defaultImage: image } : {}, logger, identity });
+  const controller = new GatewayController({ connection, render: { defaultImage: image }, logger, identity });
   // Every replica watches (readiness waits for the caches); only the leader reconciles.
   controller.startWatching();
   let leading = false;
@@ -143,7 +154,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
       port: webhookPort,
       host: values['webhook-bind-address'] ?? env.PORTWAY_WEBHOOK_BIND_ADDRESS,
       namespace,
-      render: image ? { defaultImage: image } : {},
+      render: { defaultImage: image },
       certDir: values['webhook-cert-dir'] ?? env.PORTWAY_WEBHOOK_CERT_DIR,
       secretName: values['webhook-secret'] ?? env.PORTWAY_WEBHOOK_SECRET ?? 'portway-webhook-tls',
       serviceName: values['webhook-service'] ?? env.PORTWAY_WEBHOOK_SERVICE ?? 'portway-webhook',

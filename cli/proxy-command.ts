@@ -179,6 +179,17 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
     console.error(`portway proxy: ${(err as Error).message}\n\n${PROXY_USAGE}`);
     return 2;
   }
+  if (options.source === 'kubernetes') {
+    // Checked before anything listens or forks: a proxy without credentials would otherwise
+    // keep its admin ports open and hang, serving nothing (the operator exits 1 the same way).
+    const { connectionFromEnvironment } = await import('../kube/connection.js');
+    try {
+      connectionFromEnvironment();
+    } catch (err) {
+      console.error(`portway proxy: ${(err as Error).message}; give --config PATH to run standalone on YAML files`);
+      return 1;
+    }
+  }
   const { runProxy } = await import('../dataplane/proxy.js');
   return runProxy(options);
 }
