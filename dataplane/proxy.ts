@@ -83,7 +83,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         for (const p of problems) log(`error: ${p.file}: ${p.message} (its last good objects keep serving)`);
       },
     });
-    files.start();
+    await files.start();
     stopSource = () => files.stop();
     const first = pipeline.rebuild();
     ready = first ? apply(first) : Promise.resolve();

@@ -118,7 +118,7 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
       defaultNamespace: options.namespace,
       onProblems: (ps) => ps.forEach((p) => log(`error: ${p.file}: ${p.message} (its last good objects keep serving)`)),
     });
-    files.start();
+    await files.start();
     stopSource = () => files.stop();
     pipeline.rebuild();
   } else {

@@ -1,10 +1,13 @@
 // Standalone mode's source: YAML files and folders, watched, feeding the object store.
 // A file that fails to parse keeps its last good objects in the store and is reported.
+// Files are read on a worker thread (config-reader.ts), one read at a time: a change seen
+// during a read starts another read when it ends.
 
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import type { StoredObject } from '../config/resources.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { listConfigFiles, loadConfigFiles, type LoadProblem } from './yaml-files.js';
+import { readConfigFiles, type ConfigRead } from './config-reader.js';
+import { listConfigFiles, type LoadProblem, type LoadResult } from './yaml-files.js';
 
 export interface FileSourceOptions {
   paths: string[];
@@ -21,12 +24,15 @@ export class FileSource {
   private timer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private watchers: FSWatcher[] = [];
+  private reading?: ConfigRead;
+  private changedWhileReading = false;
+  private stopped = false;
 
   constructor(private readonly store: ObjectStore, private readonly options: FileSourceOptions) {}
 
-  /** Loads everything once (synchronously) and starts watching. */
-  start(): LoadProblem[] {
-    const problems = this.reload();
+  /** Loads everything once and starts watching. */
+  async start(): Promise<LoadProblem[]> {
+    const problems = await this.reload();
     this.timer = setInterval(() => this.checkStamps(), this.options.pollIntervalMs ?? 500);
     this.timer.unref();
     for (const p of this.options.paths) {
@@ -42,6 +48,8 @@ export class FileSource {
   }
 
   stop(): void {
+    this.stopped = true;
+    this.reading?.cancel();
     clearInterval(this.timer);
     clearTimeout(this.debounce);
     for (const w of this.watchers) w.close();
@@ -68,12 +76,39 @@ export class FileSource {
   }
 
   private checkStamps(): void {
-    if (this.currentStamps() !== this.stamps) this.reload();
+    if (this.reading !== undefined) {
+      this.changedWhileReading = true;
+      return;
+    }
+    if (this.currentStamps() !== this.stamps) void this.reload();
   }
 
-  private reload(): LoadProblem[] {
+  /** Never rejects: whatever goes wrong is a problem to report, and the last good objects stay. */
+  private async reload(): Promise<LoadProblem[]> {
     this.stamps = this.currentStamps();
-    const result = loadConfigFiles(this.options.paths, this.options.defaultNamespace);
+    let result: LoadResult;
+    try {
+      this.reading = readConfigFiles(this.options.paths, this.options.defaultNamespace);
+      result = await this.reading.result;
+    } catch (err) {
+      if (this.stopped) return [];
+      // The reader died (out of memory on a huge file, say): every file keeps its last good objects.
+      const files = [...this.lastGood.keys()];
+      const message = `reading the config files failed: ${(err as Error).message}`;
+      result = { objects: [], files, problems: files.length > 0 ? files.map((file) => ({ file, message })) : [{ file: this.options.paths.join(','), message }] };
+    } finally {
+      this.reading = undefined;
+    }
+    if (this.stopped) return [];
+    const problems = this.apply(result);
+    if (this.changedWhileReading) {
+      this.changedWhileReading = false;
+      this.checkStamps();
+    }
+    return problems;
+  }
+
+  private apply(result: LoadResult): LoadProblem[] {
     const byFile = new Map<string, StoredObject[]>();
     for (const f of result.files) byFile.set(f, []);
     for (const obj of result.objects) byFile.get(obj.origin!.source)?.push(obj);
@@ -83,7 +118,7 @@ export class FileSource {
       // A file with a problem keeps its last good objects: the last good config keeps serving.
       const keep = broken.has(file) ? this.lastGood.get(file) ?? objects : objects;
       if (!broken.has(file)) this.lastGood.set(file, objects);
-      next.push(...keep);
+      for (const o of keep) next.push(o);
     }
     for (const file of [...this.lastGood.keys()]) if (!byFile.has(file)) this.lastGood.delete(file);
     this.store.replaceWhere((o) => o.origin?.source !== undefined && o.origin.source !== 'kubernetes', next);

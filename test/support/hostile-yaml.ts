@@ -21,3 +21,10 @@ export function billionLaughs(): string {
   for (let i = 1; i <= 9; i++) s += `  a${i}: &a${i} [${Array.from({ length: 9 }, () => `*a${i - 1}`).join(',')}]\n`;
   return s;
 }
+
+/** `count` Service documents, one line each (issue 13 item 2's repro used 130,000: the stack overflowed past ~125,000). */
+export function manyServices(count: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < count; i++) parts.push(`{apiVersion: v1, kind: Service, metadata: {name: s${i}, namespace: bulk}}`);
+  return `${parts.join('\n---\n')}\n`;
+}

@@ -4,17 +4,18 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { unusedPort } from '../../support/ports.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
-import { billionLaughs } from '../../support/hostile-yaml.js';
+import { billionLaughs, manyServices } from '../../support/hostile-yaml.js';
 
-function get(port: number, host: string, path: string): Promise<number> {
+function get(port: number, host: string, path: string, agent: Agent | false = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
@@ -106,5 +107,38 @@ describe('proxy process: config files as hostile input', function () {
     writeAtomically(join(dir, 'app.yaml'), gatewayConfig(backend, 5));
     for (let i = 0; i < 100 && (await get(port, 'app.example.com', '/r4/x')) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await get(port, 'app.example.com', '/r4/x'), 200);
+  });
+
+  it('reads a file of 130,000 objects without crashing, and serves requests all the while', async () => {
+    writeFileSync(join(dir, 'app.yaml'), gatewayConfig(backend, 2));
+    const p = await start();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    assert.equal(await get(port, 'app.example.com', '/r1/x', agent), 200);
+    // The new route comes last in the file: it serves once the whole file has been read.
+    writeAtomically(join(dir, 'app.yaml'), `${gatewayConfig(backend, 2)}---\n${manyServices(130_000)}---\n${gatewayConfig(backend, 3).split('---\n')[2]!.replace('name: app', 'name: app2').replace('/r0/', '/big/')}`);
+    // Requests one after another until the new route serves. Reading the file takes the parser
+    // seconds; parsing it on the serving thread answered nothing meanwhile (then crashed).
+    let answeredBefore = 0;
+    const failures: string[] = [];
+    for (;;) {
+      assert.equal(p.child.exitCode, null, 'the proxy is still running');
+      const status = await get(port, 'app.example.com', '/big/x', agent).catch((e: Error) => `${e.message}`);
+      if (status === 200) break;
+      if (status !== 404) failures.push(String(status));
+      answeredBefore++;
+      assert.ok(answeredBefore < 1_000_000, 'the new route never served');
+    }
+    agent.destroy();
+    assert.deepEqual(failures, []);
+    assert.ok(answeredBefore >= 20, `only ${answeredBefore} requests were answered while the file was read`);
+    assert.equal(await get(port, 'app.example.com', '/r1/x'), 200);
+  });
+
+  it('refuses a file over 16 MiB with a clear error, and keeps serving the last good config', async () => {
+    writeFileSync(join(dir, 'app.yaml'), gatewayConfig(backend, 2));
+    const p = await start();
+    writeAtomically(join(dir, 'app.yaml'), `${gatewayConfig(backend, 2)}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: huge}\ndata: {blob: "${'x'.repeat(17 * 1024 * 1024)}"}\n`);
+    await p.waitForLog(/app\.yaml: \d+ bytes, over the limit of 16777216 bytes \(16 MiB\) for one config file.*last good/);
+    assert.equal(await get(port, 'app.example.com', '/r1/x'), 200);
   });
 });
