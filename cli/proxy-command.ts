@@ -1,6 +1,6 @@
 // `portway proxy`: parses the command line contract (documented in the README) into options.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { numTrustedProxiesFromAnnotations, parseDownwardApiFile } from './pod-annotations.js';
 import { PATH_NORMALIZATIONS, type PathNormalization } from '../dataplane/serve/http/path-normalization.js';
@@ -9,7 +9,8 @@ import { parseDuration } from '../dataplane/translate/durations.js';
 
 export const PROXY_USAGE = `Usage: portway proxy [options]
 
-  --config PATH[,PATH...]     YAML files or folders (standalone mode); watched for changes.
+  --config PATH[,PATH...]     YAML files or folders (standalone mode); each must exist (else exit 1);
+                              watched for changes.
                               Without it the proxy reads the Kubernetes API (in-cluster or KUBECONFIG).
   --source files|kubernetes   force the config source
   --namespace NS              this proxy pod's namespace (default: $POD_NAMESPACE or "default")
@@ -178,6 +179,12 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
     }
     console.error(`portway proxy: ${(err as Error).message}\n\n${PROXY_USAGE}`);
     return 2;
+  }
+  // A path that does not exist would leave the proxy ready and serving nothing, forever.
+  const missing = options.source === 'files' ? options.configPaths.filter((p) => !existsSync(p)) : [];
+  if (missing.length > 0) {
+    console.error(`portway proxy: --config: ${missing.map((p) => JSON.stringify(p)).join(', ')} does not exist (give existing YAML files or folders; a folder may be empty)`);
+    return 1;
   }
   if (options.source === 'kubernetes') {
     // Checked before anything listens or forks: a proxy without credentials would otherwise

@@ -57,6 +57,21 @@ describe('portway proxy: start-up errors exit 1 with a clear message', function 
     assert.match(r.stderr, /--config/, 'the message points at standalone mode');
   });
 
+  it('--config naming a path that does not exist: exit 1 naming the path', async () => {
+    const missing = join(home, 'no-such-config');
+    const r = await runPortway(['proxy', '--config', missing, ...(await adminFlags())]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(missing), r.stderr);
+    assert.match(r.stderr, /does not exist/);
+  });
+
+  it('--config with one existing and one missing path: exit 1 naming the missing one', async () => {
+    const missing = join(home, 'missing.yaml');
+    const r = await runPortway(['proxy', '--config', `${home},${missing}`, ...(await adminFlags())]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(missing), r.stderr);
+  });
+
   it('no Kubernetes credentials with --concurrency 2: exit 1 too', async () => {
     const env = { HOME: home, KUBECONFIG: join(home, 'no-such-kubeconfig'), KUBERNETES_SERVICE_HOST: '' };
     const r = await runPortway(['proxy', '--concurrency', '2', ...(await adminFlags())], env);
