@@ -23,7 +23,11 @@ export const PROXY_USAGE = `Usage: portway proxy [options]
   --status-port 15021         readiness (/healthz/ready)
   --metrics-port 15090        Prometheus (/stats/prometheus)
   --admin-port 15000          config dump (/config_dump), bound to 127.0.0.1
-  --drain-duration 5s         how long to keep serving after SIGTERM
+  --drain-duration 5s         how long to keep accepting and serving after SIGTERM (readiness fails at
+                              once; responses close their connections, HTTP/2 gets GOAWAY); then exit
+  --exit-on-zero-active-connections
+                              end the drain early once no connection is left (Istio's
+                              EXIT_ON_ZERO_ACTIVE_CONNECTIONS=true does the same; off by default)
   --concurrency N             worker processes (default 1)
   --access-log text|json|off  access log format on stdout (default text): one line per HTTP request
                               and per TCP/TLS connection
@@ -52,6 +56,8 @@ export interface ProxyOptions {
   metricsPort: number;
   adminPort: number;
   drainDurationMs: number;
+  /** End the drain as soon as no connection is left (--exit-on-zero-active-connections). */
+  exitOnZeroActiveConnections: boolean;
   concurrency: number;
   accessLog: 'text' | 'json' | 'off';
   numTrustedProxies: number;
@@ -100,6 +106,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       'metrics-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'drain-duration': { type: 'string' },
+      'exit-on-zero-active-connections': { type: 'boolean' },
       concurrency: { type: 'string' },
       'access-log': { type: 'string' },
       'num-trusted-proxies': { type: 'string' },
@@ -156,6 +163,7 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     metricsPort: port(values['metrics-port'] ?? '15090', '--metrics-port'),
     adminPort: port(values['admin-port'] ?? '15000', '--admin-port'),
     drainDurationMs: drain,
+    exitOnZeroActiveConnections: values['exit-on-zero-active-connections'] ?? envFlag(env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS, 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS'),
     concurrency,
     accessLog,
     numTrustedProxies,
@@ -165,6 +173,14 @@ export function parseProxyOptions(argv: string[], env: NodeJS.ProcessEnv = proce
 }
 
 const UNDERSCORE_ACTIONS: Record<string, HeadersWithUnderscores | undefined> = { allow: 'ALLOW', drop: 'DROP_HEADER', reject: 'REJECT_REQUEST' };
+
+/** A boolean environment variable as Istio reads them (strconv.ParseBool); unset = false. */
+function envFlag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '') return false;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
+  throw new Error(`${name}: expected true or false, got ${JSON.stringify(value)}`);
+}
 
 export class HelpRequested extends Error {}
 

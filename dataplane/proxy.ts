@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { serveSettings, type ProxyOptions } from '../cli/proxy-command.js';
 import { startAdminServers, type AdminServers } from './admin/index.js';
 import { ConfigPipeline } from './runtime/config-pipeline.js';
-import { createDataPlane, type DataPlane } from './serve/data-plane.js';
+import { createDataPlane, type DataPlane, type DrainOptions } from './serve/data-plane.js';
 import { FileSource } from './source/file-source.js';
 import { ObjectStore } from './store/object-store.js';
 import { ClusterManager } from './upstream/index.js';
@@ -21,7 +21,7 @@ export interface RunningProxy {
   registry: Registry;
   /** Resolves when the first snapshot is serving. */
   ready: Promise<void>;
-  drain(durationMs: number): Promise<void>;
+  drain(durationMs: number, options?: DrainOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,7 +107,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     admin,
     registry,
     ready,
-    drain: (ms) => dataPlane.drain(ms),
+    drain: (ms, drainOptions) => dataPlane.drain(ms, drainOptions),
     async close() {
       stopSource();
       pipeline.stop();
@@ -138,8 +138,8 @@ export async function runProxy(options: ProxyOptions): Promise<number> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  log(`draining for ${options.drainDurationMs} ms`);
-  await proxy.drain(options.drainDurationMs);
+  log(`draining for ${options.drainDurationMs} ms${options.exitOnZeroActiveConnections ? ', or until no connection is left' : ''}`);
+  await proxy.drain(options.drainDurationMs, { exitOnZeroConnections: options.exitOnZeroActiveConnections });
   await proxy.close();
   return 0;
 }

@@ -23,7 +23,7 @@ import { createTlsSupport, credentialKeysOf, credentialObjectsOf } from './tls-s
 type ToWorker =
   | { type: 'portway:snapshot'; wire: WireSnapshot; credentials: StoredObject[] }
   | { type: 'portway:credentials'; credentials: StoredObject[] }
-  | { type: 'portway:drain'; durationMs: number };
+  | { type: 'portway:drain'; durationMs: number; exitOnZeroConnections: boolean };
 type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean } | { type: 'portway:hello' };
 
 /** The kinds a worker's store holds: what credentials are read from. */
@@ -136,9 +136,9 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
     process.once('SIGINT', resolve);
   });
   state.startDraining();
-  log(`draining for ${options.drainDurationMs} ms`);
+  log(`draining for ${options.drainDurationMs} ms${options.exitOnZeroActiveConnections ? ', or until no connection is left' : ''}`);
   const exited = Promise.all([...workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r())))));
-  for (const w of workers) w.send({ type: 'portway:drain', durationMs: options.drainDurationMs } satisfies ToWorker);
+  for (const w of workers) w.send({ type: 'portway:drain', durationMs: options.drainDurationMs, exitOnZeroConnections: options.exitOnZeroActiveConnections } satisfies ToWorker);
   await Promise.race([exited, new Promise((r) => setTimeout(r, options.drainDurationMs + 5000))]);
   stopSource();
   pipeline.stop();
@@ -178,7 +178,7 @@ async function runWorker(options: ProxyOptions): Promise<number> {
         process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok } satisfies ToPrimary);
       }).catch((err) => log(`error: applying snapshot failed: ${(err as Error).stack ?? err}`));
     } else if (m?.type === 'portway:drain') {
-      void dataPlane.drain(m.durationMs).then(async () => {
+      void dataPlane.drain(m.durationMs, { exitOnZeroConnections: m.exitOnZeroConnections }).then(async () => {
         await dataPlane.close();
         await clusterManager.close();
         tls.close();

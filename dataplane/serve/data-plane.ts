@@ -12,10 +12,10 @@ import type { Upstreams } from './http/upstreams.js';
 import { resolveLimits, type ServeLimits } from './limits.js';
 import { StreamMetrics } from './l4/stream-metrics.js';
 import type { TcpProxyDeps } from './l4/tcp-proxy.js';
-import { ListenerManager, type ApplyResult, type SecureServerFactory } from './listener-manager.js';
+import { ListenerManager, type ApplyResult, type DrainOptions, type SecureServerFactory } from './listener-manager.js';
 import { ProxyState } from './proxy-state.js';
 
-export type { ApplyResult, ListenerReport, SecureServerFactory } from './listener-manager.js';
+export type { ApplyResult, DrainOptions, ListenerReport, SecureServerFactory } from './listener-manager.js';
 export type { TlsTerminator, TlsTerminators } from './l4/stream-server.js';
 export type { ServeLimits } from './limits.js';
 export { ProxyState } from './proxy-state.js';
@@ -50,7 +50,7 @@ export interface DataPlane {
   /** Applies a snapshot: clusters first, then listeners; resolves with per-listener results. */
   apply(snapshot: Snapshot): Promise<ApplyResult>;
   /** Shutdown drain (see ListenerManager.drain). */
-  drain(durationMs: number): Promise<void>;
+  drain(durationMs: number, options?: DrainOptions): Promise<void>;
   /** Closes every listener and flushes the access log. */
   close(): Promise<void>;
   readonly state: ProxyState;
@@ -117,7 +117,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       state.recordApplied(snapshot, result.ok);
       return result;
     },
-    drain: (durationMs: number) => listeners.drain(durationMs),
+    drain: (durationMs: number, drainOptions?: DrainOptions) => listeners.drain(durationMs, drainOptions),
     async close(): Promise<void> {
       await listeners.close();
       await accessLog.flush();

@@ -3,9 +3,10 @@
 // serving table is swapped in one synchronous step, so each request sees exactly one
 // snapshot from start to end), and closes ports that disappeared gracefully. A port that
 // fails to bind is reported and leaves the others serving. drain() implements shutdown:
-// readiness fails at once, the listeners keep accepting, every response closes its
-// connection, idle keep-alive connections are closed, and it resolves when no connection
-// is left or the window ends.
+// readiness fails at once, the listeners keep accepting for the whole drain window (a load
+// balancer and kube-proxy keep sending new connections for seconds after SIGTERM), every
+// response closes its connection, idle keep-alive connections are closed, HTTP/2 gets GOAWAY;
+// it resolves when the window ends, or (only when asked) as soon as no connection is left.
 //
 // Plaintext HTTP/1.1 is served here, and cleartext HTTP/2 with prior knowledge on the same
 // ports (http/h2c.ts: a connection that opens with the HTTP/2 preface goes to an HTTP/2
@@ -63,6 +64,11 @@ export interface ListenerManagerDeps {
   onClientError?: (record: ClientErrorRecord, serving: ServingListener) => void;
 }
 
+export interface DrainOptions {
+  /** End the drain as soon as no downstream connection is left (off by default, as in Istio). */
+  exitOnZeroConnections?: boolean;
+}
+
 export interface ClientErrorRecord {
   listener: string;
   status: number;
@@ -115,7 +121,8 @@ export class ListenerManager {
   private readonly closing = new Map<BoundListener, Promise<void>>();
   private applying: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private drainWaiters: Array<() => void> = [];
+  /** Drains in progress: each ends at its window's end, at close(), or when no connection is left if it asked to. */
+  private drainWaiters: Array<{ finish: () => void; onZeroConnections: boolean }> = [];
 
   constructor(private readonly deps: ListenerManagerDeps) {}
 
@@ -340,29 +347,35 @@ export class ListenerManager {
   }
 
   /**
-   * Shutdown drain: readiness fails now; listeners keep accepting for up to `durationMs`;
-   * idle connections close at once, busy ones after their current response (which carries
-   * `Connection: close`). Resolves when no connection is left or the window ends.
+   * Shutdown drain: readiness fails now; listeners keep accepting and serving for the whole
+   * `durationMs` (Envoy's drain, as Istio runs it); idle connections close at once, busy ones
+   * after their current response (which carries `Connection: close`), new ones after their
+   * first; HTTP/2 sessions get GOAWAY. Resolves when the window ends, or once no connection is
+   * left with `exitOnZeroConnections` (Istio's EXIT_ON_ZERO_ACTIVE_CONNECTIONS), or at close().
    */
-  async drain(durationMs: number): Promise<void> {
+  async drain(durationMs: number, options: DrainOptions = {}): Promise<void> {
     this.deps.state.startDraining();
     for (const b of this.allListeners()) closeAfterCurrentResponses(b);
-    if (this.deps.state.activeConnections === 0) return;
+    if (this.closed) return;
+    const onZeroConnections = options.exitOnZeroConnections === true;
+    if (onZeroConnections && this.deps.state.activeConnections === 0) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, durationMs);
-      timer.unref();
-      function finish() {
+      const finish = () => {
         clearTimeout(timer);
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== waiter);
         resolve();
-      }
-      this.drainWaiters.push(finish);
+      };
+      const waiter = { finish, onZeroConnections };
+      // Not unref'd: the window is the process's to keep, even with no listener left.
+      const timer = setTimeout(finish, durationMs);
+      this.drainWaiters.push(waiter);
     });
   }
 
   private notifyDrained(): void {
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
+    const [now, later] = partition(this.drainWaiters, (w) => w.onZeroConnections);
+    this.drainWaiters = later;
+    for (const w of now) w.finish();
   }
 
   private *allListeners(): Iterable<BoundListener> {
@@ -370,9 +383,12 @@ export class ListenerManager {
     yield* this.closingListeners;
   }
 
-  /** Stops every listener; connections still open are destroyed. */
+  /** Stops every listener; connections still open are destroyed; a drain in progress ends. */
   async close(): Promise<void> {
     this.closed = true;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w.finish();
     await this.applying;
     const all = [...this.bound.values()];
     this.bound.clear();
@@ -405,6 +421,13 @@ export class ListenerManager {
     this.closing.set(b, done);
     return done;
   }
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (test(item) ? yes : no).push(item);
+  return [yes, no];
 }
 
 /** Responses still to be written carry `Connection: close`; idle keep-alive connections close now. */

@@ -247,7 +247,7 @@ describe('serve: HTTP/2 downstream timeouts and gRPC trailers', function () {
       const check = () => (echo.requests.filter((r) => r.url === '/delay/600').length >= 2 ? resolve() : setTimeout(check, 20));
       check();
     });
-    const drained = h.dataPlane.drain(5_000);
+    const drained = h.dataPlane.drain(5_000, { exitOnZeroConnections: true });
     await Promise.all(done);
     // Idle sessions get GOAWAY only once no stream is open: before 'end', it came from the drain.
     assert.deepEqual(order, [['goaway', 'response', 'end'], ['goaway', 'response', 'end']]);

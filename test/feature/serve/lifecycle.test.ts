@@ -128,7 +128,7 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     await h.close();
   });
 
-  it('drain: not ready at once, Connection: close, in-flight requests finish, idle connections close, no failed request', async () => {
+  it('drain (exitOnZeroConnections): not ready at once, Connection: close, in-flight requests finish, idle connections close, no failed request, ends with the last connection', async () => {
     const h = await startHarness();
     const port = await freePort();
     await h.apply(oneRoute(1, port, 'a'));
@@ -148,7 +148,7 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     await new Promise((r) => setTimeout(r, 50));
 
     const loadAgent = new Agent({ keepAlive: true, maxSockets: 4 });
-    const drained = h.dataPlane.drain(60_000);
+    const drained = h.dataPlane.drain(60_000, { exitOnZeroConnections: true });
     assert.equal(h.dataPlane.state.ready, false, 'readiness fails as soon as the drain starts');
 
     // Keep-alive clients keep working through the drain (retrying a reused connection the proxy closed).
@@ -180,5 +180,26 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     await drained; // every connection is gone, long before the window ends
     assert.equal(h.dataPlane.state.activeConnections, 0);
     await h.close();
+  });
+
+  it('drain keeps accepting and serving new connections for the whole window after the last one closed (no early exit by default)', async () => {
+    const h = await startHarness();
+    const port = await freePort();
+    await h.apply(oneRoute(1, port, 'a'));
+    assert.equal((await send(port, { host: 'x' })).status, 200);
+    let ended = false;
+    const drained = h.dataPlane.drain(600_000).then(() => {
+      ended = true;
+    });
+    assert.equal(h.dataPlane.state.ready, false);
+    // No connection is left; new ones keep coming (a load balancer still sends them) and are served.
+    for (let i = 0; i < 3; i++) {
+      const r = await send(port, { host: 'x', path: `/after-last/${i}` });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.connection, 'close');
+      assert.equal(ended, false, 'the drain ended before its window');
+    }
+    await h.close(); // close() ends a drain in progress
+    await drained;
   });
 });

@@ -67,4 +67,12 @@ describe('cli: proxy.istio.io/config from the downward-API annotations file', ()
   it('Go escapes in values: \\n, \\t, \\", \\\\, \\x bytes, \\u', () => {
     assert.deepEqual(parseDownwardApiFile('a="x\\ny\\t\\"q\\" \\\\ \\xc3\\xa9 \\u00e9"\nb=plain\n'), { a: 'x\ny\t"q" \\ é é', b: 'plain' });
   });
+  it('--exit-on-zero-active-connections, else $EXIT_ON_ZERO_ACTIVE_CONNECTIONS (Istio’s name); off by default', () => {
+    assert.equal(parseProxyOptions(base, {}).exitOnZeroActiveConnections, false);
+    assert.equal(parseProxyOptions([...base, '--exit-on-zero-active-connections'], {}).exitOnZeroActiveConnections, true);
+    assert.equal(parseProxyOptions(base, { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true' }).exitOnZeroActiveConnections, true);
+    assert.equal(parseProxyOptions(base, { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'false' }).exitOnZeroActiveConnections, false);
+    assert.throws(() => parseProxyOptions(base, { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'yes' }), /EXIT_ON_ZERO_ACTIVE_CONNECTIONS/);
+    assert.ok(PROXY_USAGE.includes('--exit-on-zero-active-connections') && PROXY_USAGE.includes('EXIT_ON_ZERO_ACTIVE_CONNECTIONS'));
+  });
 });
