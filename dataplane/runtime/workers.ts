@@ -24,7 +24,7 @@ type ToWorker =
   | { type: 'portway:snapshot'; wire: WireSnapshot; credentials: StoredObject[] }
   | { type: 'portway:credentials'; credentials: StoredObject[] }
   | { type: 'portway:drain'; durationMs: number; exitOnZeroConnections: boolean };
-type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean } | { type: 'portway:hello' };
+type ToPrimary = { type: 'portway:applied'; version: number; ok: boolean; unbound?: string[] } | { type: 'portway:hello' };
 
 /** The kinds a worker's store holds: what credentials are read from. */
 const CREDENTIAL_KINDS = new Set(['Secret', 'ConfigMap']);
@@ -48,6 +48,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
   const pipeline = new ConfigPipeline(store, { namespace: options.namespace, labels: options.labels, portMap: options.portMap, bindAddress: options.bindAddress }, { log });
   const workers = new Set<Worker>();
   const applied = new Map<Worker, number>();
+  // Per worker, its listeners that could not bind: the proxy is not ready while any.
+  const unbound = new Map<Worker, string[]>();
   let latest: Extract<ToWorker, { type: 'portway:snapshot' }> | undefined;
   let latestSnapshot: Snapshot | undefined;
   let latestKeys = new Set<string>();
@@ -88,11 +90,14 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
       if (m?.type !== 'portway:applied' || !latestSnapshot) return;
       applied.set(w, m.version);
       // Ready once every worker serves this version (readiness then never flaps back).
+      unbound.set(w, m.unbound ?? []);
+      state.unboundListeners = [...new Set([...unbound.values()].flat())];
       if ([...workers].every((x) => (applied.get(x) ?? 0) >= latestSnapshot!.version)) state.recordApplied(latestSnapshot, m.ok);
     });
     w.on('exit', (code, signal) => {
       workers.delete(w);
       applied.delete(w);
+      unbound.delete(w);
       if (!state.draining) {
         log(`worker ${w.process.pid} exited (${signal ?? code}); starting another`);
         fork();
@@ -154,7 +159,15 @@ async function runWorker(options: ProxyOptions): Promise<number> {
   const credentialStore = new ObjectStore();
   const tls = createTlsSupport({ registry, store: credentialStore, namespace: options.namespace, log });
   const clusterManager = new ClusterManager({ registry, tlsOptionsFor: tls.upstreamTlsOptions });
-  const dataPlane = createDataPlane({ registry, clusterManager, accessLog: { format: options.accessLog }, secureServer: tls.secureServerFactory, limits: serveSettings(options) });
+  const dataPlane = createDataPlane({
+    registry,
+    clusterManager,
+    accessLog: { format: options.accessLog },
+    secureServer: tls.secureServerFactory,
+    limits: serveSettings(options),
+    // The primary's readiness follows every worker's listeners.
+    onBindRetried: (result) => process.send?.({ type: 'portway:applied', version: result.version, ok: result.ok, unbound: dataPlane.state.unboundListeners } satisfies ToPrimary),
+  });
   const replaceCredentials = (objects: StoredObject[]) => credentialStore.replaceWhere((o) => CREDENTIAL_KINDS.has(o.kind), objects);
   let applying = Promise.resolve();
   let drained!: () => void;
@@ -175,7 +188,7 @@ async function runWorker(options: ProxyOptions): Promise<number> {
         replaceCredentials(m.credentials);
         const result = await dataPlane.apply(snapshot);
         for (const e of result.errors) log(`error: listener ${e.listener}: ${e.message}`);
-        process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok } satisfies ToPrimary);
+        process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok, unbound: dataPlane.state.unboundListeners } satisfies ToPrimary);
       }).catch((err) => log(`error: applying snapshot failed: ${(err as Error).stack ?? err}`));
     } else if (m?.type === 'portway:drain') {
       void dataPlane.drain(m.durationMs, { exitOnZeroConnections: m.exitOnZeroConnections }).then(async () => {

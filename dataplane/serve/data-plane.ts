@@ -44,6 +44,8 @@ export interface DataPlaneOptions {
   random?: () => number;
   /** Errors caught on the request path (default: process warning). */
   onError?: (err: unknown, request: string) => void;
+  /** A snapshot applied again because some of its listeners could not bind (see unboundListeners). */
+  onBindRetried?: (result: ApplyResult) => void;
 }
 
 export interface DataPlane {
@@ -93,8 +95,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
   });
   let current: Snapshot | undefined;
+  let bindRetry: NodeJS.Timeout | undefined;
+  let closed = false;
 
-  return {
+  const dataPlane: DataPlane = {
     state,
     metrics,
     listeners,
@@ -115,14 +119,35 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (previous !== undefined) options.clusterManager.update(snapshot.clusters);
       current = snapshot;
       state.recordApplied(snapshot, result.ok);
+      state.unboundListeners = unboundListeners(result);
+      // A port taken by another process may be freed: try again while it is not bound (the
+      // proxy is not ready meanwhile), as long as this snapshot is the one to serve.
+      if (bindRetry === undefined && result.listeners.some((l) => l.status === 'failed' && l.code !== undefined)) {
+        bindRetry = setTimeout(() => {
+          bindRetry = undefined;
+          if (!closed && !state.draining && current === snapshot) void dataPlane.apply(snapshot).then((r) => options.onBindRetried?.(r), () => undefined);
+        }, BIND_RETRY_MS);
+        bindRetry.unref();
+      }
       return result;
     },
     drain: (durationMs: number, drainOptions?: DrainOptions) => listeners.drain(durationMs, drainOptions),
     async close(): Promise<void> {
+      closed = true;
+      clearTimeout(bindRetry);
       await listeners.close();
       await accessLog.flush();
     },
   };
+  return dataPlane;
+}
+
+/** How often listeners that failed to bind (EADDRINUSE…) are tried again. */
+const BIND_RETRY_MS = 1_000;
+
+/** "name on addr:port: why" for each listener of an apply that could not bind. */
+export function unboundListeners(result: ApplyResult): string[] {
+  return result.listeners.filter((l) => l.status === 'failed').map((l) => `${l.name} on ${l.bindAddress}:${l.bindPort}: ${l.error ?? 'not bound'}`);
 }
 
 function isAccessLog(v: AccessLogOptions | AccessLog | undefined): v is AccessLog {

@@ -83,6 +83,8 @@ export interface ListenerReport {
   /** bound: opened now; kept: already open, new snapshot swapped in; failed: could not bind; unsupported: protocol not served. */
   status: 'bound' | 'kept' | 'failed' | 'unsupported';
   error?: string;
+  /** For a failed bind, the system error (EADDRINUSE, EACCES…): may succeed when tried again. */
+  code?: string;
 }
 
 export interface ApplyResult {
@@ -187,6 +189,7 @@ export class ListenerManager {
         } catch (err) {
           report.status = 'failed';
           report.error = (err as Error).message;
+          report.code = (err as NodeJS.ErrnoException).code;
           result.errors.push({ listener: w.listener.name, message: `cannot listen on ${w.listener.bindAddress}:${port}: ${(err as Error).message}` });
         }
       }),

@@ -15,11 +15,21 @@ export class ProxyState {
   lastReloadSuccess = true;
   /** Objects rejected by the translator in the serving snapshot (errors only). */
   rejectedObjects = 0;
+  /** Listeners of the serving snapshot that could not bind ("name on addr:port: why"): not ready while any. */
+  unboundListeners: string[] = [];
   private readonly drainListeners = new Set<() => void>();
 
-  /** The first snapshot was applied and the proxy is not draining. */
+  /** The first snapshot was applied, every listener of it is bound, and the proxy is not draining. */
   get ready(): boolean {
-    return this.snapshot !== undefined && !this.draining;
+    return this.notReadyReason === undefined;
+  }
+
+  /** Why readiness fails, or undefined when ready. */
+  get notReadyReason(): string | undefined {
+    if (this.draining) return 'draining';
+    if (this.snapshot === undefined) return 'no configuration applied yet';
+    if (this.unboundListeners.length > 0) return `listeners not bound: ${this.unboundListeners.join('; ')}`;
+    return undefined;
   }
 
   /** The serving snapshot's version (0 before the first). */
