@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds the pinned control-plane binaries (versions.env) from the Go module proxy into
-# $PORTWAY_CACHE/bin/<tool>-<version>/, skipping whatever is already there.
+# Builds the pinned binaries (versions.env) of the control plane and of a real node from the Go
+# module proxy into $PORTWAY_CACHE/bin/<tool>-<version>/, skipping whatever is already there.
 #
-#   hack/cluster/build.sh            build what is missing
-#   hack/cluster/build.sh --check    exit 0 if everything is built, 1 otherwise (builds nothing)
-#   hack/cluster/build.sh --print    print the binary paths
+#   hack/cluster/build.sh [TOOL...]          build what is missing (of the named tools, or all)
+#   hack/cluster/build.sh --check [TOOL...]  exit 0 if built, else name what is missing on stderr
+#                                            and exit 1 (builds nothing)
+#   hack/cluster/build.sh --print [TOOL...]  print the binary paths
+#
+# Tools: kubernetes (kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
+# kube-proxy), etcd, kwok, helm, cni-plugins (bridge host-local loopback portmap), pause
+# (hack/cluster/pause), coredns, metrics-server, echo-basic (Gateway API conformance backend).
 #
 # Environment: PORTWAY_CACHE (default ~/.cache/portway), GOPROXY (go's default).
 set -euo pipefail
@@ -30,22 +35,33 @@ KUBE_PATCH_ID="allow-loopback-endpoint-ips-1"
 # tool name -> "dir|binaries"
 want() {
   case "$1" in
-    kubernetes) echo "$KUBE_BIN_DIR|kube-apiserver kube-controller-manager kube-scheduler kubectl" ;;
+    kubernetes) echo "$KUBE_BIN_DIR|kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
     etcd) echo "$ETCD_BIN_DIR|etcd" ;;
     kwok) echo "$KWOK_BIN_DIR|kwok" ;;
     helm) echo "$HELM_BIN_DIR|helm" ;;
+    cni-plugins) echo "$CNI_BIN_DIR|bridge host-local loopback portmap" ;;
+    pause) echo "$PAUSE_BIN_DIR|pause" ;;
+    coredns) echo "$COREDNS_BIN_DIR|coredns" ;;
+    metrics-server) echo "$METRICS_SERVER_BIN_DIR|metrics-server" ;;
+    echo-basic) echo "$ECHO_BASIC_BIN_DIR|echo-basic" ;;
+    *) die "unknown tool: $1 (tools: ${TOOLS[*]})" ;;
   esac
 }
-TOOLS=(kubernetes etcd kwok helm)
+TOOLS=(kubernetes etcd kwok helm cni-plugins pause coredns metrics-server echo-basic)
 
 # How a tool is built, beyond its version. Stored as .recipe in its bin dir; change the string
 # when the way a tool is built changes and the next run rebuilds it (from the warm Go cache).
 recipe_of() {
   case "$1" in
-    kubernetes) echo "2 $KUBE_PATCH_ID version-ldflags" ;;
+    kubernetes) echo "3 $KUBE_PATCH_ID version-ldflags kubelet-kube-proxy" ;;
     etcd) echo "1" ;;
     kwok) echo "2 version-ldflags default-stages" ;;
     helm) echo "2 version-ldflags kube-version-ldflags" ;;
+    cni-plugins) echo "1 version-ldflags" ;;
+    pause) echo "1 $PAUSE_RECIPE" ;;
+    coredns) echo "1 version-ldflags" ;;
+    metrics-server) echo "1 version-ldflags" ;;
+    echo-basic) echo "1" ;;
   esac
 }
 
@@ -56,14 +72,44 @@ is_built() {
   [[ -f "$dir/.recipe" && "$(cat "$dir/.recipe")" == "$(recipe_of "$1")" ]]
 }
 
+# What a tool lacks, one line each ("" if it is built).
+what_is_missing() {
+  local dir b; dir="$(want "$1")"; dir="${dir%%|*}"
+  if [[ ! -d "$dir" ]]; then echo "$1: not built ($(bins_of "$1") in $dir)"; return; fi
+  for b in $(bins_of "$1"); do [[ -x "$dir/$b" ]] || echo "$1: $dir/$b is missing"; done
+  if [[ ! -f "$dir/.recipe" ]]; then echo "$1: $dir/.recipe is missing"
+  elif [[ "$(cat "$dir/.recipe")" != "$(recipe_of "$1")" ]]; then
+    echo "$1: built with recipe '$(cat "$dir/.recipe")', build.sh now wants '$(recipe_of "$1")'"
+  fi
+}
+
+mode=build
 case "${1:-}" in
-  --check) for t in "${TOOLS[@]}"; do is_built "$t" || exit 1; done; exit 0 ;;
-  --print) for t in "${TOOLS[@]}"; do spec="$(want "$t")"; for b in $(bins_of "$t"); do echo "${spec%%|*}/$b"; done; done; exit 0 ;;
-  "") ;;
-  *) die "unknown argument: $1" ;;
+  --check) mode=check; shift ;;
+  --print) mode=print; shift ;;
+  -*) die "unknown argument: $1" ;;
+esac
+if [[ $# -gt 0 ]]; then
+  for t in "$@"; do want "$t" >/dev/null; done   # dies on an unknown name
+  SELECTED=("$@")
+else
+  SELECTED=("${TOOLS[@]}")
+fi
+case "$mode" in
+  check)
+    rc=0
+    for t in "${SELECTED[@]}"; do
+      is_built "$t" && continue
+      rc=1; what_is_missing "$t" | sed 's/^/build.sh --check: /' >&2
+    done
+    [[ $rc -eq 0 ]] || echo "build.sh --check: run hack/cluster/build.sh to build what is missing" >&2
+    exit "$rc" ;;
+  print)
+    for t in "${SELECTED[@]}"; do spec="$(want "$t")"; for b in $(bins_of "$t"); do echo "${spec%%|*}/$b"; done; done
+    exit 0 ;;
 esac
 
-command -v go >/dev/null || die "go is not installed (needed to build the control plane)"
+command -v go >/dev/null || die "go is not installed (needed to build the cluster binaries)"
 mkdir -p "$BIN_ROOT" "$PORTWAY_CACHE/logs" "$PORTWAY_CACHE/src"
 
 # One build at a time per cache (parallel test runs wait here instead of racing).
@@ -74,7 +120,7 @@ if ! flock -n 9; then log "another build holds $PORTWAY_CACHE/build.lock; waitin
 rm -rf "$BIN_ROOT"/*.tmp.*
 
 missing=()
-for t in "${TOOLS[@]}"; do is_built "$t" || missing+=("$t"); done
+for t in "${SELECTED[@]}"; do is_built "$t" || missing+=("$t"); done
 if [[ ${#missing[@]} -eq 0 ]]; then log "all binaries present under $BIN_ROOT"; exit 0; fi
 log "building: ${missing[*]}  (cache $PORTWAY_CACHE, $(go version | cut -d' ' -f3), $(nproc) cores)"
 
@@ -131,16 +177,24 @@ setup_simple() { # name module version
 
 pkgs_of() {
   case "$1" in
-    kubernetes) echo k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
+    kubernetes) local c; for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do echo "k8s.io/kubernetes/cmd/$c"; done ;;
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
     helm) echo "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" ;;
+    cni-plugins) local p; for p in main/bridge ipam/host-local main/loopback meta/portmap; do echo "github.com/containernetworking/plugins/plugins/$p"; done ;;
+    pause) echo portway.local/hack/cluster/pause ;;
+    coredns) echo github.com/coredns/coredns ;;
+    metrics-server) echo sigs.k8s.io/metrics-server/cmd/metrics-server ;;
+    echo-basic) echo sigs.k8s.io/gateway-api/conformance/echo-basic ;;
   esac
 }
 ver_of() {
   case "$1" in
     kubernetes) echo "$KUBERNETES_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;; helm) echo "$HELM_VERSION" ;;
+    cni-plugins) echo "$CNI_PLUGINS_VERSION" ;; pause) echo "$PAUSE_RECIPE" ;;
+    coredns) echo "$COREDNS_VERSION" ;; metrics-server) echo "$METRICS_SERVER_VERSION" ;;
+    echo-basic) echo "$GATEWAY_API_VERSION" ;;
   esac
 }
 ldflags_of() {
@@ -164,6 +218,11 @@ ldflags_of() {
       echo "-s -w -X $h/internal/version.version=$HELM_VERSION -X $h/internal/version.gitTreeState=clean" \
         "-X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$minor" \
         "-X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$minor" ;;
+    # As the upstream release scripts / Makefiles do:
+    cni-plugins) echo "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" ;;
+    coredns) echo "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" ;;
+    metrics-server) echo "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION -X k8s.io/client-go/pkg/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z" ;;
+    pause) echo "-s -w -X main.version=portway-$PAUSE_RECIPE" ;;
     *) echo "-s -w" ;;
   esac
 }
@@ -177,6 +236,18 @@ prepare() {
     etcd) setup_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ;;
     kwok) setup_simple kwok sigs.k8s.io/kwok "$KWOK_VERSION" ;;
     helm) setup_simple helm "helm.sh/helm/${HELM_VERSION%%.*}" "$HELM_VERSION" ;;
+    cni-plugins) setup_simple cni-plugins github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION" ;;
+    coredns) setup_simple coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
+    metrics-server) setup_simple metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION" ;;
+    echo-basic)
+      # echo-basic is a package of the nested module sigs.k8s.io/gateway-api/conformance, whose
+      # go.mod requires sigs.k8s.io/gateway-api v0.0.0-... with "replace => ../": pin the same release.
+      setup_simple echo-basic sigs.k8s.io/gateway-api/conformance "$GATEWAY_API_VERSION"
+      printf '\nreplace sigs.k8s.io/gateway-api => sigs.k8s.io/gateway-api %s\n' "$GATEWAY_API_VERSION" \
+        >>"$(src_dir "echo-basic-$GATEWAY_API_VERSION")/go.mod" ;;
+    pause)   # our own program: build a copy of hack/cluster/pause (no dependencies)
+      d="$(src_dir "pause-$PAUSE_RECIPE")"; rm -rf "$d"; mkdir -p "$d"
+      cp "$CLUSTER_DIR/pause/go.mod" "$CLUSTER_DIR/pause/main.go" "$d/" ;;
   esac
   d="$(src_dir "$t-$(ver_of "$t")")"
   # shellcheck disable=SC2046
@@ -237,7 +308,7 @@ for p in "${pids[@]}"; do wait "$p" || fail=1; done
 log "modules ready after $(( $(now) - T0 ))s; compiling (this is the long part on a cold cache)"
 
 # Smallest first so progress shows early; kubernetes last.
-for t in etcd kwok helm kubernetes; do
+for t in pause cni-plugins etcd echo-basic kwok helm coredns metrics-server kubernetes; do
   [[ " ${missing[*]} " == *" $t "* ]] || continue
   log "compiling $t $(ver_of "$t") ..."
   if ! compile "$t" 2>&1 | tee -a "$PORTWAY_CACHE/logs/compile-$t.log" >&2; then

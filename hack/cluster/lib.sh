@@ -17,6 +17,14 @@ KUBE_BIN_DIR="$BIN_ROOT/kubernetes-$KUBERNETES_VERSION"
 ETCD_BIN_DIR="$BIN_ROOT/etcd-$ETCD_VERSION"
 KWOK_BIN_DIR="$BIN_ROOT/kwok-$KWOK_VERSION"
 HELM_BIN_DIR="$BIN_ROOT/helm-$HELM_VERSION"
+# The real node's programs (build.sh builds them too).
+CNI_BIN_DIR="$BIN_ROOT/cni-plugins-$CNI_PLUGINS_VERSION"     # bridge host-local loopback portmap
+COREDNS_BIN_DIR="$BIN_ROOT/coredns-$COREDNS_VERSION"
+METRICS_SERVER_BIN_DIR="$BIN_ROOT/metrics-server-$METRICS_SERVER_VERSION"
+ECHO_BASIC_BIN_DIR="$BIN_ROOT/echo-basic-$GATEWAY_API_VERSION"
+# pause is our own program (hack/cluster/pause): its "version" is a hash of its sources.
+PAUSE_RECIPE="$(cat "$CLUSTER_DIR/pause/go.mod" "$CLUSTER_DIR/pause/main.go" | sha256sum | cut -c1-12)"
+PAUSE_BIN_DIR="$BIN_ROOT/pause-$PAUSE_RECIPE"
 
 KUBE_APISERVER="$KUBE_BIN_DIR/kube-apiserver"
 KUBE_CONTROLLER_MANAGER="$KUBE_BIN_DIR/kube-controller-manager"
@@ -25,6 +33,12 @@ KUBECTL="$KUBE_BIN_DIR/kubectl"
 ETCD="$ETCD_BIN_DIR/etcd"
 KWOK="$KWOK_BIN_DIR/kwok"
 HELM="$HELM_BIN_DIR/helm"
+KUBELET="$KUBE_BIN_DIR/kubelet"
+KUBE_PROXY="$KUBE_BIN_DIR/kube-proxy"
+PAUSE="$PAUSE_BIN_DIR/pause"
+COREDNS="$COREDNS_BIN_DIR/coredns"
+METRICS_SERVER="$METRICS_SERVER_BIN_DIR/metrics-server"
+ECHO_BASIC="$ECHO_BASIC_BIN_DIR/echo-basic"
 
 # State of a running control plane (PID files, certificates, etcd data, logs, kubeconfig).
 PORTWAY_CLUSTER_DIR="${PORTWAY_CLUSTER_DIR:-${TMPDIR:-/tmp}/portway-cluster-$(id -u)}"

@@ -1,0 +1,3 @@
+module portway.local/hack/cluster/pause
+
+go 1.22
