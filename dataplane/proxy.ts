@@ -12,6 +12,7 @@ import { ObjectStore } from './store/object-store.js';
 import { ClusterManager } from './upstream/index.js';
 import type { Snapshot } from './snapshot/types.js';
 import { createTlsSupport } from './runtime/tls-support.js';
+import { exitAfterClosing } from './runtime/process-exit.js';
 
 export interface RunningProxy {
   store: ObjectStore;
@@ -120,7 +121,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 }
 
-/** Runs until SIGTERM/SIGINT: drains for the drain duration, then exits. */
+/** Runs until SIGTERM/SIGINT: drains for the drain duration, then exits (the process, whatever is left open). */
 export async function runProxy(options: ProxyOptions): Promise<number> {
   if (options.concurrency > 1) {
     const { runProxyWorkers } = await import('./runtime/workers.js');
@@ -141,6 +142,5 @@ export async function runProxy(options: ProxyOptions): Promise<number> {
   });
   log(`draining for ${options.drainDurationMs} ms${options.exitOnZeroActiveConnections ? ', or until no connection is left' : ''}`);
   await proxy.drain(options.drainDurationMs, { exitOnZeroConnections: options.exitOnZeroActiveConnections });
-  await proxy.close();
-  return 0;
+  return exitAfterClosing(() => proxy.close(), log, 0);
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseProxyOptions } from '../proxy-command.js';
+import { createServer } from 'node:net';
+import { HelpRequested, parseProxyOptions, type ProxyOptions } from '../proxy-command.js';
 import { startHttpbin } from './httpbin.js';
 
 export const DEMO_BACKENDS = [
@@ -21,7 +22,58 @@ function examplesDir(): string {
   return join(dir, 'examples', 'standalone');
 }
 
+export const DEMO_USAGE = `Usage: portway demo [options]
+
+Serves examples/standalone with four small httpbin-like backends, all on 127.0.0.1 only:
+  gateway (HTTP)   127.0.0.1:8080     move it with --port-map 80=PORT
+  readiness        127.0.0.1:15021    --status-port PORT
+  metrics          127.0.0.1:15090    --metrics-port PORT
+  config dump      127.0.0.1:15000    --admin-port PORT
+  backends         127.0.0.1:18000-18003 (httpbin, reviews-v1, reviews-v2, reviews-qa; fixed)
+
+Any \`portway proxy\` option may be given (see \`portway proxy --help\`); --bind-address 0.0.0.0
+serves other machines too. A port already in use stops the demo with the flag that moves it.`;
+
+/** Where each port of the demo comes from, to name the flag that moves it. */
+function demoPorts(options: ProxyOptions): Array<{ port: number; what: string }> {
+  return [
+    { port: options.portMap.get(80) ?? 8080, what: 'the gateway port (move it with --port-map 80=PORT)' },
+    { port: options.statusPort, what: 'the readiness port (--status-port PORT)' },
+    { port: options.metricsPort, what: 'the metrics port (--metrics-port PORT)' },
+    { port: options.adminPort, what: 'the config dump port (--admin-port PORT)' },
+    ...DEMO_BACKENDS.map((b) => ({ port: b.port, what: `the ${b.name} backend's port (fixed: stop what uses it)` })),
+  ];
+}
+
+function inUse(port: number, host: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(undefined)));
+  });
+}
+
 export async function runDemo(argv: string[]): Promise<number> {
+  let options: ProxyOptions;
+  try {
+    // Loopback only unless asked: kubectl's and many dev servers' 8080 on every interface is
+    // not what a first try should expose.
+    options = parseProxyOptions(['--config', examplesDir(), '--namespace', 'istio-system', '--labels', 'istio=ingressgateway,app=istio-ingressgateway', '--bind-address', '127.0.0.1', ...argv]);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(DEMO_USAGE);
+      return 0;
+    }
+    console.error(`portway demo: ${(err as Error).message}\n\n${DEMO_USAGE}`);
+    return 2;
+  }
+  for (const { port, what } of demoPorts(options)) {
+    const problem = await inUse(port, options.bindAddress === '0.0.0.0' ? '0.0.0.0' : options.bindAddress);
+    if (problem !== undefined) {
+      console.error(`portway demo: port ${port}, ${what}, cannot be used (${problem}). Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it) or choose another port.`);
+      return 1;
+    }
+  }
   const backends = [];
   for (const b of DEMO_BACKENDS) {
     try {
@@ -32,7 +84,6 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
   }
   const config = examplesDir();
-  const options = parseProxyOptions(['--config', config, '--namespace', 'istio-system', '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...argv]);
   const port = options.portMap.get(80) ?? 8080;
   console.log(`Portway demo: proxy on ${config}
 Backends: ${backends.map((b) => `${b.name} ${b.url}`).join(', ')}

@@ -19,6 +19,7 @@ import { ClusterManager } from '../upstream/index.js';
 import { ConfigPipeline } from './config-pipeline.js';
 import { workerTicketEnv } from '../tls/session-tickets.js';
 import { createTlsSupport, credentialKeysOf, credentialObjectsOf } from './tls-support.js';
+import { CLOSE_GRACE_MS, exitAfterClosing } from './process-exit.js';
 
 type ToWorker =
   | { type: 'portway:snapshot'; wire: WireSnapshot; credentials: StoredObject[] }
@@ -145,11 +146,17 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
   log(`draining for ${options.drainDurationMs} ms${options.exitOnZeroActiveConnections ? ', or until no connection is left' : ''}`);
   const exited = Promise.all([...workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r())))));
   for (const w of workers) w.send({ type: 'portway:drain', durationMs: options.drainDurationMs, exitOnZeroConnections: options.exitOnZeroActiveConnections } satisfies ToWorker);
-  await Promise.race([exited, new Promise((r) => setTimeout(r, options.drainDurationMs + 5000))]);
-  stopSource();
-  pipeline.stop();
-  await admin.close();
-  return 0;
+  // Each worker exits at the end of its window (after at most CLOSE_GRACE_MS of closing); one that
+  // has not by then is killed, and the primary exits whatever it still has open.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, options.drainDurationMs + CLOSE_GRACE_MS + 2_000)))]);
+  clearTimeout(timer);
+  for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+  return exitAfterClosing(async () => {
+    stopSource();
+    pipeline.stop();
+    await admin.close();
+  }, log, 0);
 }
 
 async function runWorker(options: ProxyOptions): Promise<number> {
@@ -171,8 +178,6 @@ async function runWorker(options: ProxyOptions): Promise<number> {
   });
   const replaceCredentials = (objects: StoredObject[]) => credentialStore.replaceWhere((o) => CREDENTIAL_KINDS.has(o.kind), objects);
   let applying = Promise.resolve();
-  let drained!: () => void;
-  const done = new Promise<void>((r) => (drained = r));
   process.on('message', (m: ToWorker) => {
     // Both kinds of message go through one queue, so objects never arrive out of order.
     if (m?.type === 'portway:credentials') {
@@ -192,18 +197,19 @@ async function runWorker(options: ProxyOptions): Promise<number> {
         process.send?.({ type: 'portway:applied', version: snapshot.version, ok: result.ok, unbound: dataPlane.state.unboundListeners } satisfies ToPrimary);
       }).catch((err) => log(`error: applying snapshot failed: ${(err as Error).stack ?? err}`));
     } else if (m?.type === 'portway:drain') {
-      void dataPlane.drain(m.durationMs, { exitOnZeroConnections: m.exitOnZeroConnections }).then(async () => {
-        await dataPlane.close();
-        await clusterManager.close();
-        tls.close();
-        drained();
-      });
+      void dataPlane.drain(m.durationMs, { exitOnZeroConnections: m.exitOnZeroConnections }).then(() =>
+        exitAfterClosing(async () => {
+          await dataPlane.close();
+          await clusterManager.close();
+          tls.close();
+        }, log, 0),
+      );
     }
   });
   process.send?.({ type: 'portway:hello' } satisfies ToPrimary);
   // The primary owns signals: a worker ignores them and waits for the drain message.
   process.on('SIGTERM', () => undefined);
   process.on('SIGINT', () => undefined);
-  await done;
-  process.exit(0);
+  // The drain message ends the process (exitAfterClosing).
+  return new Promise<number>(() => undefined);
 }

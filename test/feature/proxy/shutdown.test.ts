@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
@@ -28,7 +29,7 @@ function get(port: number, path: string): Promise<Reply> {
   });
 }
 
-function config(backend: EchoBackend): string {
+function config(backend: EchoBackend, mirrorPort = 9): string {
   return `
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -46,7 +47,19 @@ spec:
   hosts: ["app.example.com"]
   gateways: ["istio-system/gw"]
   http:
+  - match: [{uri: {prefix: /mirrored}}]
+    route: [{destination: {host: backend.example.internal}}]
+    mirror: {host: silent.example.internal}
   - route: [{destination: {host: backend.example.internal}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: silent, namespace: default}
+spec:
+  hosts: [silent.example.internal]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${mirrorPort}}]
+  endpoints: [{address: 127.0.0.1}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -106,5 +119,51 @@ describe('proxy process: shutdown and signals', function () {
     p.child.kill('SIGTERM');
     await p.waitForLog(/draining for 600000 ms, or until no connection is left/);
     assert.equal(await p.exited, 0);
+  });
+
+  it('exits when the drain window ends, whatever is still open: an upstream keep-alive socket, a mirror and a request in flight, a file watcher after a broken reload', async () => {
+    // A mirror target that accepts and never answers: the mirror stays in flight (with its timer).
+    const held: Socket[] = [];
+    const silent: Server = createServer((socket) => held.push(socket));
+    const silentPort = await unusedPort();
+    await new Promise<void>((resolve) => silent.listen(silentPort, '127.0.0.1', resolve));
+    try {
+      writeFileSync(join(dir, 'app.yaml'), config(backend, silentPort));
+      const p = await start(['--drain-duration', '1s']);
+      // An upstream keep-alive connection in the proxy's pool.
+      assert.equal((await get(port, '/warm')).status, 200);
+      // A mirror in flight.
+      assert.equal((await get(port, '/mirrored/x')).status, 200);
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 20));
+      // A hot reload with a broken file (the file watcher keeps the last good objects).
+      writeFileSync(join(dir, 'broken.yaml'), 'apiVersion: v1\nkind: [broken');
+      await p.waitForLog(/broken\.yaml.*last good/);
+      // A request in flight that would take ten minutes.
+      const inFlight = get(port, '/delay/600000').catch((e: Error) => e);
+      while (!backend.requests.some((r) => r.url === '/delay/600000')) await new Promise((r) => setTimeout(r, 20));
+      p.child.kill('SIGTERM');
+      await p.waitForLog(/draining for 1000 ms/);
+      // Before, the process lived on after the window while the upstream pools closed politely
+      // (10 s here; for ever with a handle nothing closes): it must end with the window.
+      const exiting = await p.waitForLog(/drain over: exiting/, 30_000);
+      assert.equal(await p.exited, 0);
+      assert.match(exiting, /still open: .*TCPSocketWrap/, 'the log says what the exit cut short');
+      assert.ok((await inFlight) instanceof Error, 'the request still in flight at the end of the window is cut');
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('--concurrency 2: workers and primary exit when the window ends, with a request still in flight', async () => {
+    const p = await start(['--drain-duration', '1s', '--concurrency', '2']);
+    await p.waitForLog(/2 workers/);
+    assert.equal((await get(port, '/warm')).status, 200);
+    const inFlight = get(port, '/delay/600000').catch((e: Error) => e);
+    while (!backend.requests.some((r) => r.url === '/delay/600000')) await new Promise((r) => setTimeout(r, 20));
+    p.child.kill('SIGTERM');
+    await p.waitForLog(/\[primary\] drain over: exiting/, 30_000);
+    assert.equal(await p.exited, 0);
+    assert.ok((await inFlight) instanceof Error);
   });
 });

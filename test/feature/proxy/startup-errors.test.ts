@@ -1,10 +1,11 @@
-// Start-up mistakes a new user makes, with the real `portway` binary (issue 13 items 12, 17):
+// Start-up mistakes a new user makes, with the real `portway` binary (issue 13 items 12, 17, 18):
 // the command exits 1 at once with a message saying what is wrong, instead of hanging or
 // reporting ready while serving nothing.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unusedPort } from '../../support/ports.js';
@@ -77,5 +78,38 @@ describe('portway proxy: start-up errors exit 1 with a clear message', function 
     const r = await runPortway(['proxy', '--concurrency', '2', ...(await adminFlags())], env);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /no Kubernetes credentials/);
+  });
+});
+
+describe('portway demo: help and ports (issue 13 item 18)', function () {
+  this.timeout(30_000);
+  afterEach(() => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+
+  it('--help prints the demo’s usage, its ports and the flags that move them, and exits 0', async () => {
+    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'portway.js'), 'demo', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let stdout = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    running.delete(child);
+    assert.equal(code, 0);
+    assert.match(stdout, /Usage: portway demo/);
+    assert.match(stdout, /127\.0\.0\.1:8080/);
+    for (const flag of ['--port-map 80=PORT', '--status-port', '--metrics-port', '--admin-port']) assert.ok(stdout.includes(flag), `${flag} in:\n${stdout}`);
+  });
+
+  it('a port in use: exit 1 naming the port and the flag that moves it, before starting anything', async () => {
+    const taken = await unusedPort();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(taken, '127.0.0.1', resolve));
+    try {
+      const r = await runPortway(['demo', '--status-port', String(taken), '--metrics-port', String(await unusedPort()), '--admin-port', String(await unusedPort()), '--port-map', `80=${await unusedPort()}`]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`port ${taken}.*--status-port`));
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
   });
 });
