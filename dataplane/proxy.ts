@@ -123,6 +123,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
 /** Runs until SIGTERM/SIGINT: drains for the drain duration, then exits (the process, whatever is left open). */
 export async function runProxy(options: ProxyOptions): Promise<number> {
+  // SIGHUP's default action kills the process (it did, resetting every request in flight).
+  // Envoy ignores it; so does Portway, saying so: the config files are watched already, and
+  // Kubernetes objects are watched (workers ignore it too: they run this first).
+  process.on('SIGHUP', () => log('SIGHUP ignored, as Envoy does: configuration changes are picked up on their own (files and Kubernetes objects are watched); SIGTERM drains and exits'));
   if (options.concurrency > 1) {
     const { runProxyWorkers } = await import('./runtime/workers.js');
     return runProxyWorkers(options);

@@ -166,4 +166,16 @@ describe('proxy process: shutdown and signals', function () {
     assert.equal(await p.exited, 0);
     assert.ok((await inFlight) instanceof Error);
   });
+
+  it('SIGHUP is ignored (and logged): the request in flight completes and the proxy keeps serving', async () => {
+    const p = await start();
+    const inFlight = get(port, '/delay/1500');
+    while (!backend.requests.some((r) => r.url === '/delay/1500')) await new Promise((r) => setTimeout(r, 20));
+    p.child.kill('SIGHUP');
+    await p.waitForLog(/SIGHUP ignored/);
+    assert.equal((await inFlight).status, 200);
+    assert.equal((await get(port, '/after-sighup')).status, 200);
+    assert.equal(p.child.exitCode, null);
+    assert.equal(p.child.signalCode, null);
+  });
 });
