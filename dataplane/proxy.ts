@@ -81,9 +81,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       paths: options.configPaths,
       // As `kubectl apply` does: an object without a namespace is in "default", whatever the proxy's own.
       defaultNamespace: 'default',
-      onProblems: (problems) => {
-        for (const p of problems) log(`error: ${p.file}: ${p.message} (its last good objects keep serving)`);
-      },
+      // Problems are also diagnostics (proxy-config diagnostics, the reload metric) until fixed;
+      // the pipeline logs them once, and logs when they are resolved.
+      onRead: (problems) => pipeline.setSourceProblems(problems),
     });
     await files.start();
     stopSource = () => files.stop();

@@ -6,6 +6,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import type { Diagnostic, Snapshot } from '../snapshot/types.js';
 import { formatDiagnostic } from '../translate/diagnostics.js';
 import { translate, type ProxyIdentity } from '../translate/index.js';
+import type { LoadProblem } from '../source/yaml-files.js';
 
 export interface ConfigPipelineOptions {
   debounceMs?: number;
@@ -22,6 +23,8 @@ export class ConfigPipeline extends EventEmitter {
   private timer?: NodeJS.Timeout;
   private current?: Snapshot;
   private reported = new Set<string>();
+  /** What the source reports about its input (files that do not parse, unknown kinds): shown with the translator's. */
+  private sourceDiagnostics: Diagnostic[] = [];
   lastBuildOk = true;
 
   constructor(
@@ -50,9 +53,15 @@ export class ConfigPipeline extends EventEmitter {
       this.emit('error', err as Error);
       return this.current;
     }
+    if (this.sourceDiagnostics.length > 0) next = { ...next, diagnostics: [...next.diagnostics, ...this.sourceDiagnostics] };
+    const reload = this.current !== undefined;
     this.version = next.version;
     this.lastBuildOk = true;
     this.reportNew(next.diagnostics);
+    if (reload) {
+      const errors = next.diagnostics.filter((d) => d.severity === 'error').length;
+      this.log(`configuration reloaded: snapshot ${next.version}, ${next.listeners.length} listeners, ${errors} errors, ${next.diagnostics.length - errors} warnings`);
+    }
     this.current = next;
     this.emit('snapshot', next);
     return next;
@@ -62,12 +71,23 @@ export class ConfigPipeline extends EventEmitter {
     clearTimeout(this.timer);
   }
 
+  /**
+   * The source's problems after each read (empty when all is well): a file that does not parse
+   * is an error diagnostic of kind File (named by its path) until it parses again.
+   */
+  setSourceProblems(problems: readonly LoadProblem[]): void {
+    const next = problems.map(sourceDiagnostic);
+    if (JSON.stringify(next) === JSON.stringify(this.sourceDiagnostics)) return;
+    this.sourceDiagnostics = next;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.timer) return;
     this.timer = setTimeout(() => this.rebuild(), this.options.debounceMs ?? 100);
   }
 
-  /** Each diagnostic is logged once while it persists, and again if it comes back later. */
+  /** Each diagnostic is logged once while it persists, again if it comes back later, and when it goes ("resolved"). */
   private reportNew(diagnostics: Diagnostic[]): void {
     const now = new Set<string>();
     for (const d of diagnostics) {
@@ -75,10 +95,17 @@ export class ConfigPipeline extends EventEmitter {
       now.add(line);
       if (!this.reported.has(line)) this.log(line);
     }
+    for (const line of this.reported) if (!now.has(line)) this.log(`resolved: ${line}`);
     this.reported = now;
   }
 
   private log(line: string): void {
     (this.options.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`)))(line);
   }
+}
+
+/** A source problem as a diagnostic: about an object when it names one, else about the file. */
+export function sourceDiagnostic(p: LoadProblem): Diagnostic {
+  if (p.object !== undefined) return { severity: p.severity ?? 'error', ...p.object, message: p.message, source: p.file };
+  return { severity: p.severity ?? 'error', kind: 'File', namespace: '-', name: p.file, field: '-', message: `${p.message} (its last good objects keep serving)`, source: p.file };
 }

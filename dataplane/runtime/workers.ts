@@ -123,7 +123,8 @@ async function runPrimary(options: ProxyOptions): Promise<number> {
       paths: options.configPaths,
       // As `kubectl apply` does: an object without a namespace is in "default", whatever the proxy's own.
       defaultNamespace: 'default',
-      onProblems: (ps) => ps.forEach((p) => log(`error: ${p.file}: ${p.message} (its last good objects keep serving)`)),
+      // Problems are also diagnostics (proxy-config diagnostics, the reload metric) until fixed.
+      onRead: (problems) => pipeline.setSourceProblems(problems),
     });
     await files.start();
     stopSource = () => files.stop();

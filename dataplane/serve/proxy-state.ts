@@ -39,7 +39,9 @@ export class ProxyState {
 
   recordApplied(snapshot: Snapshot, ok: boolean): void {
     this.snapshot = snapshot;
-    this.lastReloadSuccess = ok;
+    // A config file that does not parse (a diagnostic of kind File) fails the reload, although
+    // everything else, and that file's last good objects, keep serving.
+    this.lastReloadSuccess = ok && !snapshot.diagnostics.some((d) => d.kind === 'File' && d.severity === 'error');
     this.rejectedObjects = countRejectedObjects(snapshot);
   }
 

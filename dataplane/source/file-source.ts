@@ -16,6 +16,8 @@ export interface FileSourceOptions {
   pollIntervalMs?: number;
   debounceMs?: number;
   onProblems?: (problems: LoadProblem[]) => void;
+  /** After every read, with its problems (empty when every file is fine): what is wrong now. */
+  onRead?: (problems: LoadProblem[]) => void;
 }
 
 export class FileSource {
@@ -112,7 +114,8 @@ export class FileSource {
     const byFile = new Map<string, StoredObject[]>();
     for (const f of result.files) byFile.set(f, []);
     for (const obj of result.objects) byFile.get(obj.origin!.source)?.push(obj);
-    const broken = new Set(result.problems.map((p) => p.file));
+    // Warnings (an object of an unknown kind, skipped) leave the rest of the file in use.
+    const broken = new Set(result.problems.filter((p) => p.severity !== 'warning').map((p) => p.file));
     const next: StoredObject[] = [];
     for (const [file, objects] of byFile) {
       // A file with a problem keeps its last good objects: the last good config keeps serving.
@@ -123,6 +126,7 @@ export class FileSource {
     for (const file of [...this.lastGood.keys()]) if (!byFile.has(file)) this.lastGood.delete(file);
     this.store.replaceWhere((o) => o.origin?.source !== undefined && o.origin.source !== 'kubernetes', next);
     if (result.problems.length > 0) this.options.onProblems?.(result.problems);
+    this.options.onRead?.(result.problems);
     return result.problems;
   }
 }

@@ -9,6 +9,10 @@ import { CONFIG_KINDS, type StoredObject } from '../config/resources.js';
 export interface LoadProblem {
   file: string;
   message: string;
+  /** A warning leaves the file's objects in use (an object of an unknown kind is skipped); an error keeps the file's last good objects. Default error. */
+  severity?: 'error' | 'warning';
+  /** The object the problem is about, when there is one, and the field. */
+  object?: { kind: string; namespace: string; name: string; field: string };
 }
 
 export interface LoadResult {
@@ -18,6 +22,8 @@ export interface LoadResult {
 }
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+const ISTIO_KINDS = ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry'];
 
 /**
  * Alias expansions allowed per document, as the yaml library counts them (each use of an
@@ -63,7 +69,7 @@ export function parseConfigText(text: string, file: string, defaultNamespace: st
     for (const doc of composer.compose(new Parser(lines.addNewLine).parse(text))) {
       i++;
       const n = i + 1;
-      addDocument(doc, defaultNamespace, lines, objects, (problem) => problems.push({ file, message: `document ${n}: ${problem}` }), file);
+      addDocument(doc, defaultNamespace, lines, objects, (problem) => problems.push({ file, message: `document ${n}: ${problem}` }), file, problems);
     }
   } catch (err) {
     problems.push({ file, message: `document ${i + 2}: ${oneLine((err as Error).message)}` });
@@ -72,7 +78,7 @@ export function parseConfigText(text: string, file: string, defaultNamespace: st
 }
 
 /** Adds a document's objects, and reports what is wrong with it or with one of its objects. */
-function addDocument(doc: Document.Parsed, defaultNamespace: string, lines: LineCounter, objects: StoredObject[], report: (problem: string) => void, file: string): void {
+function addDocument(doc: Document.Parsed, defaultNamespace: string, lines: LineCounter, objects: StoredObject[], report: (problem: string) => void, file: string, problems: LoadProblem[]): void {
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
     const at = lines.linePos(err.pos[0]);
@@ -96,7 +102,20 @@ function addDocument(doc: Document.Parsed, defaultNamespace: string, lines: Line
       continue;
     }
     const o = obj as StoredObject;
-    if (!(CONFIG_KINDS as readonly string[]).includes(o.kind)) continue; // other kinds are not Portway's business
+    if (!(CONFIG_KINDS as readonly string[]).includes(o.kind)) {
+      // Other APIs' kinds are not Portway's business, but a kind of an API the proxy reads that
+      // it does not know is a typo (VirtualServce) that would otherwise be a silent no-op.
+      const group = o.apiVersion.includes('/') ? o.apiVersion.slice(0, o.apiVersion.indexOf('/')) : '';
+      if (group === 'networking.istio.io') {
+        problems.push({
+          file,
+          severity: 'warning',
+          message: `unknown kind ${JSON.stringify(o.kind)} in ${o.apiVersion} (known: ${ISTIO_KINDS.join(', ')}); the object is ignored`,
+          object: { kind: o.kind, namespace: o.metadata.namespace ?? defaultNamespace, name: o.metadata.name, field: 'kind' },
+        });
+      }
+      continue;
+    }
     o.metadata.namespace ??= defaultNamespace;
     o.origin = { source: file };
     objects.push(o);

@@ -33,6 +33,8 @@ export class DiagnosticSink {
 }
 
 export function formatDiagnostic(d: Diagnostic): string {
+  // A config file that does not parse (dataplane/runtime/config-pipeline.ts: sourceDiagnostic).
+  if (d.kind === 'File') return `${d.severity}: ${d.name}: ${d.message}`;
   const where = d.source ? ` (${d.source})` : '';
   return `${d.severity}: ${d.kind} ${d.namespace}/${d.name}${where}: ${d.field}: ${d.message}`;
 }

@@ -9,7 +9,8 @@ import { DiagnosticSink } from './diagnostics.js';
 import { parseGatewayServers, selectGateways, type ProxyIdentity } from './gateways.js';
 import { buildListeners } from './listeners.js';
 import { buildServiceRegistry } from './service-registry.js';
-import { viewVirtualServices } from './virtual-services.js';
+import { reportUnboundHosts, viewVirtualServices } from './virtual-services.js';
+import { reportUnknownFields } from './unknown-fields.js';
 
 export type { ProxyIdentity } from './gateways.js';
 
@@ -27,6 +28,8 @@ export function translate(config: ConfigSet, identity: ProxyIdentity, options: T
   if (selected.length === 0) warnNoGatewaySelects(config.Gateway, identity, sink);
   const servers = selected.flatMap((gw) => parseGatewayServers(gw, identity, config.Service, sink, credentials));
   const { roots, delegates } = viewVirtualServices(config.VirtualService, sink);
+  reportUnboundHosts(roots, config.Gateway, servers, sink);
+  reportUnknownFields(config, sink);
   const listeners = buildListeners({ servers, roots, delegates, clusters, sink, bindAddress: identity.bindAddress ?? '0.0.0.0' });
   return {
     version: options.version,

@@ -89,6 +89,38 @@ export function boundHosts(view: VirtualServiceView, server: GatewayServer): str
 }
 
 /**
+ * What would otherwise be silent no-ops of a VirtualService (warnings; it still serves what it
+ * can): a Gateway it names that does not exist, and, for each Gateway of this proxy it names, a
+ * host that no server of that Gateway admits.
+ */
+export function reportUnboundHosts(roots: readonly VirtualServiceView[], gateways: readonly StoredObject[], servers: readonly GatewayServer[], sink: DiagnosticSink): void {
+  const existing = new Set(gateways.map((g) => `${g.metadata.namespace ?? 'default'}/${g.metadata.name}`));
+  const serversOf = new Map<string, GatewayServer[]>();
+  for (const server of servers) serversOf.set(server.gatewayName, [...(serversOf.get(server.gatewayName) ?? []), server]);
+  for (const view of roots) {
+    const refs: unknown[] = Array.isArray((view.vs.spec as { gateways?: unknown } | undefined)?.gateways) ? ((view.vs.spec as { gateways: unknown[] }).gateways) : [];
+    refs.forEach((ref, i) => {
+      const name = normalizeGatewayRef(String(ref), view.namespace);
+      if (name === undefined) return;
+      if (!existing.has(name)) {
+        sink.warning(view.vs, `spec.gateways[${i}]`, `Gateway ${name} not found: nothing binds to it`);
+        return;
+      }
+      const own = serversOf.get(name);
+      if (own === undefined || !isVisibleTo(view.exportTo, view.namespace, name.slice(0, name.indexOf('/')))) return;
+      const listed = [...new Set(own.flatMap((s) => s.hosts.map((h) => (h.namespace === '*' ? h.host : `${h.namespace}/${h.host}`))))];
+      view.hosts.forEach((host, j) => {
+        const single = { ...view, hosts: [host] };
+        if (own.some((server) => boundHosts(single, server).length > 0)) return;
+        const rawHosts: unknown[] = (view.vs.spec as { hosts: unknown[] }).hosts;
+        const at = rawHosts.findIndex((h) => resolveShortName(String(h), view.namespace) === host);
+        sink.warning(view.vs, `spec.hosts[${at >= 0 ? at : j}]`, `${host} is not served by Gateway ${name}: no server of it admits this host (its hosts: ${listed.join(', ')})`);
+      });
+    });
+  }
+}
+
+/**
  * Replaces each `delegate` rule with the delegate's rules, one level deep: the parent's match
  * is ANDed with each child match, and the child inherits the parent's unset policies.
  */
