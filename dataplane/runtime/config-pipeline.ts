@@ -7,6 +7,8 @@ import type { Diagnostic, Snapshot } from '../snapshot/types.js';
 import { formatDiagnostic } from '../translate/diagnostics.js';
 import { translate, type ProxyIdentity } from '../translate/index.js';
 import type { LoadProblem } from '../source/yaml-files.js';
+import { objectKey, type StoredObject } from '../config/resources.js';
+import type { ConfigSet } from '../store/object-store.js';
 
 export interface ConfigPipelineOptions {
   debounceMs?: number;
@@ -25,6 +27,8 @@ export class ConfigPipeline extends EventEmitter {
   private reported = new Set<string>();
   /** What the source reports about its input (files that do not parse, unknown kinds): shown with the translator's. */
   private sourceDiagnostics: Diagnostic[] = [];
+  /** The last version of each Istio object that translated without an error (translateKeepingLastGood). */
+  private lastGood = new Map<string, StoredObject>();
   lastBuildOk = true;
 
   constructor(
@@ -46,7 +50,9 @@ export class ConfigPipeline extends EventEmitter {
     this.timer = undefined;
     let next: Snapshot;
     try {
-      next = translate(this.store.contents(), this.identity, { version: this.version + 1, builtAt: new Date().toISOString() });
+      const built = translateKeepingLastGood(this.store.contents(), this.identity, { version: this.version + 1, builtAt: new Date().toISOString() }, this.lastGood);
+      next = built.snapshot;
+      this.lastGood = built.lastGood;
     } catch (err) {
       this.lastBuildOk = false;
       this.log(`error: translating the configuration failed, the last good snapshot keeps serving: ${(err as Error).stack ?? err}`);
@@ -108,4 +114,58 @@ export class ConfigPipeline extends EventEmitter {
 export function sourceDiagnostic(p: LoadProblem): Diagnostic {
   if (p.object !== undefined) return { severity: p.severity ?? 'error', ...p.object, message: p.message, source: p.file };
   return { severity: p.severity ?? 'error', kind: 'File', namespace: '-', name: p.file, field: '-', message: `${p.message} (its last good objects keep serving)`, source: p.file };
+}
+
+/** The kinds whose last good version keeps serving when a new one is invalid (Secrets have their own rule: tls/credential-store.ts). */
+const KEPT_KINDS = ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry'] as const;
+
+/**
+ * translate(), except that an Istio object that had a valid version and now has an error keeps
+ * its last good version serving, whole (HARDENING.md: the last good config keeps serving, per
+ * object): its invalid rule does not vanish and let requests fall through to later rules. Its
+ * new version's errors are still reported, saying so. An object that never translated without
+ * an error is rejected as translate() does; a deleted object is forgotten.
+ */
+export function translateKeepingLastGood(
+  contents: ConfigSet,
+  identity: ProxyIdentity,
+  options: { version: number; builtAt?: string },
+  lastGood: ReadonlyMap<string, StoredObject>,
+): { snapshot: Snapshot; lastGood: Map<string, StoredObject> } {
+  const first = translate(contents, identity, options);
+  const failing = new Set<string>();
+  for (const d of first.diagnostics) if (d.severity === 'error' && (KEPT_KINDS as readonly string[]).includes(d.kind)) failing.add(objectKey(d.kind, d.namespace, d.name));
+  const kept = new Map<string, StoredObject>();
+  const substituted: Record<string, StoredObject[]> = { ...(contents as unknown as Record<string, StoredObject[]>) };
+  for (const kind of KEPT_KINDS) {
+    if (!contents[kind].some((o) => failing.has(keyOf(o)))) continue;
+    substituted[kind] = contents[kind].map((o) => {
+      const key = keyOf(o);
+      const good = failing.has(key) ? lastGood.get(key) : undefined;
+      if (good === undefined || good === o) return o;
+      kept.set(key, good);
+      return good;
+    });
+  }
+  const nextGood = new Map<string, StoredObject>();
+  for (const kind of KEPT_KINDS) {
+    for (const o of contents[kind]) {
+      const key = keyOf(o);
+      if (!failing.has(key)) nextGood.set(key, o);
+      else if (lastGood.has(key)) nextGood.set(key, lastGood.get(key)!);
+    }
+  }
+  if (kept.size === 0) return { snapshot: first, lastGood: nextGood };
+  const second = translate(substituted as unknown as ConfigSet, identity, options);
+  // The diagnostics of what serves, but for the kept objects those of their new, invalid version.
+  const about = (d: Diagnostic) => objectKey(d.kind, d.namespace, d.name);
+  const diagnostics = [
+    ...second.diagnostics.filter((d) => !kept.has(about(d))),
+    ...first.diagnostics.filter((d) => kept.has(about(d))).map((d) => (d.severity === 'error' ? { ...d, message: `${d.message} (this version is not applied: the last good version keeps serving)` } : d)),
+  ];
+  return { snapshot: { ...second, diagnostics }, lastGood: nextGood };
+}
+
+function keyOf(o: StoredObject): string {
+  return objectKey(o.kind, o.metadata.namespace, o.metadata.name);
 }

@@ -145,11 +145,14 @@ describe('proxy process: standalone mode on YAML files', function () {
     writeAtomically(join(dir, 'app.yaml'), 'apiVersion: v1\nkind: [broken');
     await p.waitForLog(/app\.yaml.*last good/);
     assert.equal((await get(port, 'app.example.com', '/v1/still-here')).status, 200);
-    // A valid file with one invalid rule: the rule is reported by object and field, the rest serves.
+    // A valid file with one invalid rule: the rule is reported by object and field, and the
+    // VirtualService's last good version keeps serving whole (issue 13 item 15), not its new
+    // version minus the invalid rule.
     writeAtomically(join(dir, 'app.yaml'), config(backend, '/v3').replace('- match: [{uri: {prefix: /stable}}', '- match: [{uri: {regex: "(unclosed"}}]\n    route: [{destination: {host: backend.example.internal}}]\n  - match: [{uri: {prefix: /stable}}'));
-    const line = await p.waitForLog(/VirtualService default\/app.*spec\.http\[1\]\.match\[0\]\.uri.*RE2/);
+    const line = await p.waitForLog(/VirtualService default\/app.*spec\.http\[1\]\.match\[0\]\.uri.*RE2.*last good version keeps serving/);
     assert.match(line, /app\.yaml/);
-    assert.equal((await get(port, 'app.example.com', '/v3/x')).status, 200);
+    assert.equal((await get(port, 'app.example.com', '/v1/x')).status, 200);
+    assert.equal((await get(port, 'app.example.com', '/v3/x')).status, 404);
     assert.equal((await get(port, 'app.example.com', '/stable/x')).status, 200);
   });
 
