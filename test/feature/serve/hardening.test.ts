@@ -3,24 +3,11 @@
 
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { connect } from 'node:net';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { cluster, clusterName, match, prefix, route, virtualHost } from '../../support/snapshot-builder.js';
 import { resolveLimits } from '../../../dataplane/serve/limits.js';
 import type { Route } from '../../../dataplane/snapshot/types.js';
-import { send, serveHttp, startHarness, type Harness } from './harness.js';
-
-/** Sends raw bytes; resolves with everything read until the proxy closes the connection. */
-function raw(port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let got = '';
-    socket.on('data', (c) => (got += c.toString('latin1')));
-    socket.on('close', () => resolve(got));
-    socket.on('error', (err) => (got ? resolve(got) : reject(err)));
-    socket.write(data);
-  });
-}
+import { raw, send, serveHttp, startHarness, type Harness } from './harness.js';
 
 describe('serve: hardening', () => {
   let h: Harness;

@@ -2,6 +2,7 @@
 // access log lines captured, plus a small HTTP client that returns status, headers and body.
 
 import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { ClusterManager } from '../../../dataplane/upstream/index.js';
@@ -121,4 +122,16 @@ export function send(port: number, options: RequestOptions = {}): Promise<Reply>
 /** Metric text from the registry. */
 export async function metricsText(h: Harness): Promise<string> {
   return h.registry.metrics();
+}
+
+/** Sends raw bytes to 127.0.0.1:port; resolves with everything read until the proxy closes the connection. */
+export function raw(port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (c) => (got += c.toString('latin1')));
+    socket.on('close', () => resolve(got));
+    socket.on('error', (err) => (got ? resolve(got) : reject(err)));
+    socket.write(data);
+  });
 }

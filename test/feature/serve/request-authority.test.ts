@@ -6,22 +6,9 @@
 
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { connect } from 'node:net';
 import { startEchoBackend, type EchoBackend, type EchoReply } from '../../support/echo-backend.js';
 import { cluster, clusterName, route, virtualHost } from '../../support/snapshot-builder.js';
-import { send, serveHttp, startHarness, type Harness } from './harness.js';
-
-/** Sends raw bytes; resolves with everything read until the proxy closes the connection. */
-function raw(port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let got = '';
-    socket.on('data', (c) => (got += c.toString('latin1')));
-    socket.on('close', () => resolve(got));
-    socket.on('error', (err) => (got ? resolve(got) : reject(err)));
-    socket.write(data);
-  });
-}
+import { raw, send, serveHttp, startHarness, type Harness } from './harness.js';
 
 /** One h2c request with prior knowledge; `headers` may carry a `host` next to :authority. */
 function h2cRequest(port: number, headers: http2.OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
