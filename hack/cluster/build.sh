@@ -41,13 +41,14 @@ want() {
     helm) echo "$HELM_BIN_DIR|helm" ;;
     cni-plugins) echo "$CNI_BIN_DIR|bridge host-local loopback portmap" ;;
     pause) echo "$PAUSE_BIN_DIR|pause" ;;
+    portway-lb) echo "$PORTWAY_LB_BIN_DIR|portway-lb" ;;
     coredns) echo "$COREDNS_BIN_DIR|coredns" ;;
     metrics-server) echo "$METRICS_SERVER_BIN_DIR|metrics-server" ;;
     echo-basic) echo "$ECHO_BASIC_BIN_DIR|echo-basic" ;;
     *) die "unknown tool: $1 (tools: ${TOOLS[*]})" ;;
   esac
 }
-TOOLS=(kubernetes etcd kwok helm cni-plugins pause coredns metrics-server echo-basic)
+TOOLS=(kubernetes etcd kwok helm cni-plugins pause portway-lb coredns metrics-server echo-basic)
 
 # How a tool is built, beyond its version. Stored as .recipe in its bin dir; change the string
 # when the way a tool is built changes and the next run rebuilds it (from the warm Go cache).
@@ -59,6 +60,7 @@ recipe_of() {
     helm) echo "2 version-ldflags kube-version-ldflags" ;;
     cni-plugins) echo "1 version-ldflags" ;;
     pause) echo "1 $PAUSE_RECIPE" ;;
+    portway-lb) echo "1 $PORTWAY_LB_RECIPE" ;;
     coredns) echo "1 version-ldflags" ;;
     metrics-server) echo "1 version-ldflags" ;;
     echo-basic) echo "1" ;;
@@ -183,6 +185,7 @@ pkgs_of() {
     helm) echo "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" ;;
     cni-plugins) local p; for p in main/bridge ipam/host-local main/loopback meta/portmap; do echo "github.com/containernetworking/plugins/plugins/$p"; done ;;
     pause) echo portway.local/hack/cluster/pause ;;
+    portway-lb) echo portway.local/hack/cluster/lb ;;
     coredns) echo github.com/coredns/coredns ;;
     metrics-server) echo sigs.k8s.io/metrics-server/cmd/metrics-server ;;
     echo-basic) echo sigs.k8s.io/gateway-api/conformance/echo-basic ;;
@@ -192,7 +195,7 @@ ver_of() {
   case "$1" in
     kubernetes) echo "$KUBERNETES_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;; helm) echo "$HELM_VERSION" ;;
-    cni-plugins) echo "$CNI_PLUGINS_VERSION" ;; pause) echo "$PAUSE_RECIPE" ;;
+    cni-plugins) echo "$CNI_PLUGINS_VERSION" ;; pause) echo "$PAUSE_RECIPE" ;; portway-lb) echo "$PORTWAY_LB_RECIPE" ;;
     coredns) echo "$COREDNS_VERSION" ;; metrics-server) echo "$METRICS_SERVER_VERSION" ;;
     echo-basic) echo "$GATEWAY_API_VERSION" ;;
   esac
@@ -248,6 +251,9 @@ prepare() {
     pause)   # our own program: build a copy of hack/cluster/pause (no dependencies)
       d="$(src_dir "pause-$PAUSE_RECIPE")"; rm -rf "$d"; mkdir -p "$d"
       cp "$CLUSTER_DIR/pause/go.mod" "$CLUSTER_DIR/pause/main.go" "$d/" ;;
+    portway-lb)   # our own program (hack/cluster/lb): client-go at the pinned staging version
+      d="$(src_dir "portway-lb-$PORTWAY_LB_RECIPE")"; rm -rf "$d"; mkdir -p "$d"
+      cp "$CLUSTER_DIR/lb/go.mod" "$CLUSTER_DIR/lb/go.sum" "$CLUSTER_DIR/lb/main.go" "$d/" ;;
   esac
   d="$(src_dir "$t-$(ver_of "$t")")"
   # shellcheck disable=SC2046
@@ -286,6 +292,7 @@ compile() {
   done
   wait "$bpid" || rc=$?
   if [[ $rc -ne 0 ]]; then tail -n 40 "$vlog" >&2; rm -rf "$tmp"; die "go build of $t failed (exit $rc)"; fi
+  if [[ "$t" == portway-lb && -x "$tmp/lb" ]]; then mv "$tmp/lb" "$tmp/portway-lb"; fi   # named after its folder
   if [[ "$t" == etcd ]]; then   # package go.etcd.io/etcd/server/v3 is named "server" by go build
     for n in server v3; do [[ -x "$tmp/$n" ]] && mv "$tmp/$n" "$tmp/etcd"; done
   fi
@@ -308,7 +315,7 @@ for p in "${pids[@]}"; do wait "$p" || fail=1; done
 log "modules ready after $(( $(now) - T0 ))s; compiling (this is the long part on a cold cache)"
 
 # Smallest first so progress shows early; kubernetes last.
-for t in pause cni-plugins etcd echo-basic kwok helm coredns metrics-server kubernetes; do
+for t in pause portway-lb cni-plugins etcd echo-basic kwok helm coredns metrics-server kubernetes; do
   [[ " ${missing[*]} " == *" $t "* ]] || continue
   log "compiling $t $(ver_of "$t") ..."
   if ! compile "$t" 2>&1 | tee -a "$PORTWAY_CACHE/logs/compile-$t.log" >&2; then

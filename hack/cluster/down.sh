@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the control plane started by up.sh in PORTWAY_CLUSTER_DIR and removes its data.
+# Stops the cluster started by up.sh in PORTWAY_CLUSTER_DIR (the real node through
+# node-down.sh, then the control plane) and removes its data.
 # Only processes whose PID file is in that directory, and whose command line names that
 # directory, are signalled (a recycled PID is never killed).
 #
@@ -19,6 +20,10 @@ if [[ -z "$(ls -A "$D")" ]]; then rmdir "$D"; log "removed empty $D"; exit 0; fi
 ours() { # pid → 0 if it is alive and its command line names our state dir
   [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$D/"
 }
+
+# The real node first (its pods are deleted through the apiserver so that the CNI plugin
+# removes their network), then the control plane.
+if [[ -d "$D/node" ]]; then "$CLUSTER_DIR/node-down.sh"; fi
 
 # Reverse start order: kwok and the controllers first, etcd last.
 for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do

@@ -25,6 +25,9 @@ ECHO_BASIC_BIN_DIR="$BIN_ROOT/echo-basic-$GATEWAY_API_VERSION"
 # pause is our own program (hack/cluster/pause): its "version" is a hash of its sources.
 PAUSE_RECIPE="$(cat "$CLUSTER_DIR/pause/go.mod" "$CLUSTER_DIR/pause/main.go" | sha256sum | cut -c1-12)"
 PAUSE_BIN_DIR="$BIN_ROOT/pause-$PAUSE_RECIPE"
+# portway-lb, the LoadBalancer address allocator (hack/cluster/lb), likewise.
+PORTWAY_LB_RECIPE="$(cat "$CLUSTER_DIR/lb/go.mod" "$CLUSTER_DIR/lb/go.sum" "$CLUSTER_DIR/lb/main.go" | sha256sum | cut -c1-12)"
+PORTWAY_LB_BIN_DIR="$BIN_ROOT/portway-lb-$PORTWAY_LB_RECIPE"
 
 KUBE_APISERVER="$KUBE_BIN_DIR/kube-apiserver"
 KUBE_CONTROLLER_MANAGER="$KUBE_BIN_DIR/kube-controller-manager"
@@ -36,6 +39,7 @@ HELM="$HELM_BIN_DIR/helm"
 KUBELET="$KUBE_BIN_DIR/kubelet"
 KUBE_PROXY="$KUBE_BIN_DIR/kube-proxy"
 PAUSE="$PAUSE_BIN_DIR/pause"
+PORTWAY_LB="$PORTWAY_LB_BIN_DIR/portway-lb"
 COREDNS="$COREDNS_BIN_DIR/coredns"
 METRICS_SERVER="$METRICS_SERVER_BIN_DIR/metrics-server"
 ECHO_BASIC="$ECHO_BASIC_BIN_DIR/echo-basic"

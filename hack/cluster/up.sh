@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Starts a local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok (fake nodes; pods get loopback IPs), all on 127.0.0.1.
+# Starts a local Kubernetes cluster: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok (fake nodes whose pods get loopback IPs, for scale tests) and, by default,
+# one real node (containerd, kubelet, kube-proxy, CNI bridge, LoadBalancer addresses, CoreDNS,
+# metrics-server; node-up.sh) on which pods from locally built images really run.
 #
-#   eval "$(hack/cluster/up.sh)"     # prints: export KUBECONFIG=...; export PATH=<kubectl dir>:$PATH
+#   eval "$(hack/cluster/up.sh)"     # prints: export KUBECONFIG=...; export PATH=<kubectl, helm>:$PATH
 #
 # Idempotent: when the control plane in PORTWAY_CLUSTER_DIR is already up, it prints the same
 # lines and starts nothing. Builds the binaries first if they are missing (hack/cluster/build.sh).
@@ -15,6 +17,8 @@
 #   PORTWAY_NODES            number of kwok nodes (default 3), zones zone-a, zone-b, zone-c, ...
 #   PORTWAY_POD_NET          first two octets of pod IPs (default 127.1: node i gets 127.1.i.0/24)
 #   PORTWAY_CACHE            where binaries are built (see build.sh)
+#   PORTWAY_REAL_NODE        1 (default): add the real node (needs root); 0: kwok nodes only
+#   PORTWAY_NODE_NET         10.N (default 10.213): the real node's addresses (node-net.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,11 +27,21 @@ PORTWAY_NODES="${PORTWAY_NODES:-3}"
 PORTWAY_POD_NET="${PORTWAY_POD_NET:-127.1}"
 [[ "$PORTWAY_POD_NET" =~ ^127\.[0-9]{1,3}$ ]] || die "PORTWAY_POD_NET must look like 127.N (got $PORTWAY_POD_NET)"
 [[ "$PORTWAY_NODES" =~ ^[0-9]+$ && "$PORTWAY_NODES" -ge 1 && "$PORTWAY_NODES" -le 200 ]] || die "PORTWAY_NODES must be 1..200"
+PORTWAY_REAL_NODE="${PORTWAY_REAL_NODE:-1}"
+[[ "$PORTWAY_REAL_NODE" =~ ^[01]$ ]] || die "PORTWAY_REAL_NODE must be 0 or 1"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+APISERVER_HOST=127.0.0.1
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then
+  . "$CLUSTER_DIR/node-net.sh"
+  COMPONENTS+=(containerd kubelet kube-proxy portway-lb)
+  # Pods reach the apiserver through the `kubernetes` Service, whose endpoint is the advertise
+  # address: 127.0.0.1 would be each pod's own loopback. It binds the node address instead.
+  APISERVER_HOST="$NODE_IP"
+fi
 
 print_env() {
   printf 'export KUBECONFIG=%q\n' "$D/kubeconfig"
-  printf 'export PATH=%q:"$PATH"\n' "$KUBE_BIN_DIR"
+  printf 'export PATH=%q:%q:"$PATH"\n' "$KUBE_BIN_DIR" "$HELM_BIN_DIR"
 }
 
 alive() { # component → 0 if its PID file names a live process that we started
@@ -39,7 +53,7 @@ alive() { # component → 0 if its PID file names a live process that we started
 
 apiserver_ready() {
   curl -sf --max-time 5 --cacert "$D/pki/ca.crt" --cert "$D/pki/admin.crt" --key "$D/pki/admin.key" \
-    "https://127.0.0.1:$(state_port APISERVER)/readyz" >/dev/null 2>&1
+    "https://$APISERVER_HOST:$(state_port APISERVER)/readyz" >/dev/null 2>&1
 }
 
 # Ports come from the running cluster's cluster.env when there is one.
@@ -64,6 +78,15 @@ fi
 "$CLUSTER_DIR/build.sh" --check || "$CLUSTER_DIR/build.sh"
 command -v openssl >/dev/null || die "openssl is needed to make the cluster certificates"
 command -v curl >/dev/null || die "curl is needed to probe the control plane"
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then
+  [[ $(id -u) -eq 0 ]] || die "the real node needs root; run as root, or PORTWAY_REAL_NODE=0 for kwok nodes only"
+  "$CLUSTER_DIR/deps.sh" --check >/dev/null 2>&1 || die "Debian packages for the real node are missing: $("$CLUSTER_DIR/deps.sh" --check 2>&1 | tr '\n' ' '); install them with: hack/cluster/deps.sh"
+  # Images for the node (pause, CoreDNS, metrics-server, echo-basic, Portway): built or
+  # refreshed before anything starts, so that a failure here leaves nothing behind.
+  images_out="$("$CLUSTER_DIR/node-images.sh")" || die "could not make the node's images (see above)"
+  NODE_IMAGES_LIST="$(tr '\n' ' ' <<<"$images_out")"
+  export NODE_IMAGES_LIST
+fi
 
 for p in APISERVER ETCD_CLIENT ETCD_PEER KCM SCHEDULER; do
   port="$(state_port "$p")"
@@ -76,7 +99,9 @@ T0=$(date +%s)
 mkdir -p "$D"
 [[ -z "$(ls -A "$D" 2>/dev/null)" || -f "$D/.portway-cluster" ]] || die "$D exists and is not a portway cluster dir"
 touch "$D/.portway-cluster"
-trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "the control plane did not come up; logs in $D/logs; stop what was started with: PORTWAY_CLUSTER_DIR=$D $CLUSTER_DIR/down.sh"; fi' EXIT
+# On any failure, take down whatever was started (processes, the node's network), keeping
+# the logs: nothing is left half-made.
+trap 'rc=$?; if [[ $rc -ne 0 ]]; then log "the cluster did not come up; stopping what was started"; PORTWAY_CLUSTER_DIR=$D "$CLUSTER_DIR/down.sh" --keep >&2 || true; log "logs kept in $D/logs (remove with: PORTWAY_CLUSTER_DIR=$D $CLUSTER_DIR/down.sh)"; fi' EXIT
 mkdir -p "$D/pki" "$D/pids" "$D/logs" "$D/etcd"
 chmod 700 "$D" "$D/pki"
 cat >"$D/cluster.env" <<EOF
@@ -88,7 +113,10 @@ PORTWAY_SCHEDULER_PORT=$PORTWAY_SCHEDULER_PORT
 PORTWAY_NODES=$PORTWAY_NODES
 PORTWAY_POD_NET=$PORTWAY_POD_NET
 KUBE_BIN_DIR=$KUBE_BIN_DIR
+PORTWAY_REAL_NODE=$PORTWAY_REAL_NODE
+APISERVER_HOST=$APISERVER_HOST
 EOF
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then "$CLUSTER_DIR/node-up.sh" net; fi
 
 # --- certificates --------------------------------------------------------------------------------
 P="$D/pki"
@@ -114,12 +142,19 @@ mkcert() { # name ca subject extendedKeyUsage [subjectAltName]
 mkca ca portway-cluster-ca
 mkca front-proxy-ca portway-front-proxy-ca
 mkcert apiserver ca "/CN=kube-apiserver" serverAuth \
-  "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  "IP:127.0.0.1,IP:10.96.0.1${NODE_IP:+,IP:$NODE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 mkcert admin ca "/O=system:masters/CN=portway-admin" clientAuth
 mkcert kube-controller-manager ca "/CN=system:kube-controller-manager" clientAuth
 mkcert kube-scheduler ca "/CN=system:kube-scheduler" clientAuth
 mkcert kwok ca "/O=system:masters/CN=kwok-controller" clientAuth   # kwok plays every kubelet
 mkcert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then
+  mkcert kubelet ca "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+  mkcert kubelet-serving ca "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
+  mkcert kube-proxy ca "/CN=system:kube-proxy" clientAuth
+  # The apiserver's client identity towards kubelets (logs, exec, port-forward).
+  mkcert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+fi
 ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$P/sa.key"
 ossl pkey -in "$P/sa.key" -pubout -out "$P/sa.pub"
 chmod 600 "$P"/*.key
@@ -131,7 +166,7 @@ kind: Config
 clusters:
 - name: portway
   cluster:
-    server: https://127.0.0.1:$PORTWAY_APISERVER_PORT
+    server: https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT
     certificate-authority: $P/ca.crt
 users:
 - name: $2
@@ -174,8 +209,18 @@ start etcd "$ETCD" --name portway --data-dir "$D/etcd" \
   --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
 wait_for "etcd health" 60 etcd curl -sf --max-time 2 "http://127.0.0.1:$PORTWAY_ETCD_CLIENT_PORT/health"
 
+apiserver_node_flags=()
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then
+  apiserver_node_flags=(
+    --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key"
+    --kubelet-preferred-address-types=InternalIP,Hostname
+    # Namespaces of scale tests pin their pods to kwok nodes (node selector + toleration
+    # annotations); everything else runs on the real node.
+    --enable-admission-plugins=PodNodeSelector,PodTolerationRestriction
+  )
+fi
 start kube-apiserver "$KUBE_APISERVER" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORTWAY_APISERVER_PORT" \
+  --bind-address="$APISERVER_HOST" --advertise-address="$APISERVER_HOST" --secure-port="$PORTWAY_APISERVER_PORT" \
   --etcd-servers="http://127.0.0.1:$PORTWAY_ETCD_CLIENT_PORT" \
   --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" \
   --client-ca-file="$P/ca.crt" \
@@ -189,7 +234,7 @@ start kube-apiserver "$KUBE_APISERVER" \
   --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key" \
-  --profiling=false
+  --profiling=false "${apiserver_node_flags[@]}"
 wait_for "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready
 
 # --node-monitor-grace-period: kwok's nodes are simulated, and a test that stops the apiserver
@@ -231,7 +276,7 @@ start kube-scheduler "$KUBE_SCHEDULER" \
   for f in "$KWOK_BIN_DIR"/stages/*.yaml; do echo "---"; cat "$f"; done
 } >"$D/kwok.yaml"
 start kwok "$KWOK" --kubeconfig="$D/kwok.kubeconfig" --config="$D/kwok.yaml" \
-  --manage-all-nodes=true --node-ip=127.0.0.1 --cidr="$PORTWAY_POD_NET.255.0/24" \
+  --manage-nodes-with-label-selector=type=kwok --node-ip=127.0.0.1 --cidr="$PORTWAY_POD_NET.255.0/24" \
   --node-lease-duration-seconds=40
 
 wait_for "kube-controller-manager /healthz" 120 kube-controller-manager \
@@ -266,6 +311,9 @@ spec:
   podCIDR: $PORTWAY_POD_NET.$i.0/24
   podCIDRs: [$PORTWAY_POD_NET.$i.0/24]
 EOF
+    # Beside a real node, nothing lands on a fake one unless it asks to (useNamespace's kwok
+    # namespaces do, through PodTolerationRestriction).
+    if [[ $PORTWAY_REAL_NODE == 1 ]]; then printf '  taints: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]\n'; fi
   done
 } >"$D/nodes.yaml"
 "${K[@]}" apply -f "$D/nodes.yaml" >&2
@@ -273,5 +321,10 @@ wait_for "kwok nodes Ready" 120 kwok "${K[@]}" wait --for=condition=Ready node -
 # The controller manager is really working once it has made the default ServiceAccount.
 wait_for "ServiceAccount default/default" 120 kube-controller-manager "${K[@]}" get serviceaccount default -n default
 
-log "control plane up in $(( $(date +%s) - T0 ))s: apiserver https://127.0.0.1:$PORTWAY_APISERVER_PORT, state in $D"
+if [[ $PORTWAY_REAL_NODE == 1 ]]; then
+  "$CLUSTER_DIR/node-up.sh" node
+  "$CLUSTER_DIR/addons.sh"
+fi
+
+log "cluster up in $(( $(date +%s) - T0 ))s: apiserver https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT, state in $D"
 print_env

@@ -1,5 +1,11 @@
-// The real Kubernetes control plane for end-to-end tests (hack/cluster: etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, kwok).
+// The local Kubernetes cluster for end-to-end tests (hack/cluster: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kwok's fake nodes, and one real node: containerd,
+// kubelet, kube-proxy, LoadBalancer addresses, CoreDNS, metrics-server).
+//
+// Two kinds of namespace: `useNamespace(prefix)` pins its pods to the kwok nodes (fake pods on
+// loopback IPs, where the test binds a local process: scale tests and the older e2e tests);
+// `useNamespace(prefix, { node: 'real' })` leaves them to the real node, where they run from
+// images.
 //
 // One control plane per mocha run, shared by every test file through a lazily created promise:
 // the first `useNamespace()` hook (or `getCluster()` call) builds the binaries if they are
@@ -67,6 +73,8 @@ export interface Cluster {
   nodeCount?: number;
   /** First two octets of pod IPs, e.g. "127.42" (known when this run started the cluster). */
   podNet?: string;
+  /** The real node, when the cluster has one: its name and address. */
+  realNode?: { name: string; ip: string };
   /** Scratch directory for this run (kubeconfigs of ServiceAccounts, ...), removed at the end. */
   workDir: string;
   /** Runs the built kubectl against this cluster; resolves to stdout, rejects with KubectlError. */
@@ -147,7 +155,8 @@ async function bringUp(): Promise<Cluster> {
     kc.loadFromDefault();
     const kubectl = makeKubectl(bin.kubectl, reuse);
     await kubectl(['get', '--raw', '/readyz']);
-    return { kubeconfigPath: reuse, kc, kubeBinDir, bin, reused: true, scriptEnv: baseEnv, workDir, kubectl };
+    const realNode = await findRealNode(kubectl);
+    return { kubeconfigPath: reuse, kc, kubeBinDir, bin, reused: true, scriptEnv: baseEnv, workDir, kubectl, realNode };
   }
 
   // A private control plane: fresh state dir, free ports, and a pod network of its own so that
@@ -157,6 +166,7 @@ async function bringUp(): Promise<Cluster> {
   const podNet = `127.${randomInt(2, 255)}`;
   const nodeCount = 3;
   const env: NodeJS.ProcessEnv = {
+    PORTWAY_REAL_NODE: '1',
     ...baseEnv,
     PORTWAY_CLUSTER_DIR: stateDir,
     PORTWAY_APISERVER_PORT: String(api),
@@ -178,6 +188,7 @@ async function bringUp(): Promise<Cluster> {
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
+  const kubectl = makeKubectl(bin.kubectl, kubeconfigPath);
   return {
     kubeconfigPath,
     kc,
@@ -188,9 +199,21 @@ async function bringUp(): Promise<Cluster> {
     scriptEnv: env,
     nodeCount,
     podNet,
+    realNode: await findRealNode(kubectl),
     workDir,
-    kubectl: makeKubectl(bin.kubectl, kubeconfigPath),
+    kubectl,
   };
+}
+
+/** The node hack/cluster/node-up.sh registers (label portway.dev/node=real), if any. */
+async function findRealNode(kubectl: (args: string[]) => Promise<string>): Promise<Cluster['realNode']> {
+  const list = JSON.parse(await kubectl(['get', 'nodes', '-l', 'portway.dev/node=real', '-o', 'json'])) as {
+    items: Array<{ metadata: { name: string }; status?: { addresses?: Array<{ type: string; address: string }> } }>;
+  };
+  const node = list.items[0];
+  if (!node) return undefined;
+  const ip = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  return ip ? { name: node.metadata.name, ip } : undefined;
 }
 
 /** The run's control plane, started on first use. */
@@ -245,18 +268,40 @@ export interface NamespaceContext {
   namespace: string;
 }
 
+export interface NamespaceOptions {
+  /**
+   * Where the namespace's pods run. 'kwok' (default): on the fake nodes, with loopback IPs a
+   * local process can bind (PodNodeSelector + PodTolerationRestriction annotations on the
+   * namespace). 'real': on the real node, from images; the test fails if the cluster has none.
+   */
+  node?: 'kwok' | 'real';
+}
+
+/** Annotations that pin every pod of a namespace to the kwok nodes (see hack/cluster/up.sh). */
+export const KWOK_NAMESPACE_ANNOTATIONS = {
+  'scheduler.alpha.kubernetes.io/node-selector': 'type=kwok',
+  'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([
+    { key: 'kwok.x-k8s.io/node', operator: 'Equal', value: 'fake', effect: 'NoSchedule' },
+  ]),
+};
+
 /**
  * In a describe(): brings the cluster up (once per run), creates a namespace named
  * e2e-<prefix>-xxxxx before the tests (waiting for its default ServiceAccount) and deletes it,
  * waiting until it is gone, after them.
  */
-export function useNamespace(prefix: string): NamespaceContext {
+export function useNamespace(prefix: string, opts: NamespaceOptions = {}): NamespaceContext {
   const ctx = {} as NamespaceContext;
+  const node = opts.node ?? 'kwok';
   before(`create namespace e2e-${prefix}-*`, async function () {
     this.timeout(BRING_UP_TIMEOUT_MS);
     ctx.cluster = await getCluster();
+    if (node === 'real' && !ctx.cluster.realNode) {
+      throw new Error('this test needs the real node (hack/cluster/up.sh with PORTWAY_REAL_NODE=1, as root); the cluster has none');
+    }
     const core = ctx.cluster.kc.makeApiClient(CoreV1Api);
-    const ns = await core.createNamespace({ body: { metadata: { generateName: `e2e-${prefix}-` } } });
+    const annotations = node === 'kwok' && ctx.cluster.realNode ? KWOK_NAMESPACE_ANNOTATIONS : undefined;
+    const ns = await core.createNamespace({ body: { metadata: { generateName: `e2e-${prefix}-`, annotations } } });
     ctx.namespace = ns.metadata!.name!;
     await eventually(() => core.readNamespacedServiceAccount({ name: 'default', namespace: ctx.namespace }), {
       what: `ServiceAccount default in ${ctx.namespace}`,
