@@ -13,6 +13,11 @@
 // first request within headersTimeout (no preface or SETTINGS, or a HEADERS frame never
 // finished by END_HEADERS) is closed; a session with no open stream for keepAliveTimeout gets
 // GOAWAY and closes (PINGs do not keep it open, as with Envoy's idle_timeout).
+// Rapid reset (CVE-2023-44487): a stream the client has already reset when its request would
+// start (HEADERS and RST_STREAM arrive in the same read) starts no upstream work; and, as
+// Envoy does, a connection whose streams are mostly reset prematurely (by the client, before
+// the response began, within a second) once it has opened PREMATURE_RESET_MIN_STREAMS streams
+// gets GOAWAY (ENHANCE_YOUR_CALM) and is closed at once.
 
 import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
@@ -43,6 +48,11 @@ Object.defineProperties(GatewayHttp2Response.prototype, {
   statusMessage: { get: () => '', set: () => undefined },
 });
 
+/** Envoy's premature_reset_total_stream_count: below it a connection is never closed for resets. */
+export const PREMATURE_RESET_MIN_STREAMS = 500;
+/** Envoy's premature_reset_min_stream_lifetime_seconds: a reset later than this is not premature. */
+const PREMATURE_RESET_LIFETIME_MS = 1_000;
+
 /** GOAWAY; a peer that keeps the connection open anyway loses it shortly after. */
 function closeIdle(session: ServerHttp2Session): void {
   session.close();
@@ -67,6 +77,11 @@ export interface GatewayHttp2 {
   close(): void;
 }
 
+/** Reset by the client (not by us, not a clean end) before any response headers, soon after it opened. */
+function isPrematureReset(stream: ServerHttp2Stream, openedAt: number): boolean {
+  return stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.headersSent && performance.now() - openedAt < PREMATURE_RESET_LIFETIME_MS;
+}
+
 export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
   const { limits } = options;
   const sessions = new Set<ServerHttp2Session>();
@@ -83,7 +98,12 @@ export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
   server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     // Draining: this stream is served, and GOAWAY tells the client to open a new connection for the next.
     if (options.closing()) req.stream.session?.close();
-    options.onRequest(req, res);
+    // Once the frames read with this HEADERS are processed: a RST_STREAM among them has closed
+    // the stream by then, and a reset stream goes nowhere (no upstream lease, no connection).
+    setImmediate(() => {
+      if (req.stream.destroyed || req.stream.closed) return;
+      options.onRequest(req, res);
+    });
   });
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
@@ -92,14 +112,25 @@ export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
     // then the idle timeout whenever no stream is open.
     let timer: NodeJS.Timeout | undefined = limits.headersTimeout > 0 ? setTimeout(() => session.destroy(), limits.headersTimeout) : undefined;
     let open = 0;
+    let streams = 0;
+    let prematureResets = 0;
     session.on('stream', (stream: ServerHttp2Stream) => {
       open++;
+      streams++;
+      const openedAt = performance.now();
       if (timer !== undefined) {
         clearTimeout(timer);
         timer = undefined;
       }
       stream.once('close', () => {
-        if (--open > 0 || session.closed || session.destroyed || limits.keepAliveTimeout <= 0) return;
+        open--;
+        if (isPrematureReset(stream, openedAt) && ++prematureResets * 2 > streams && streams >= PREMATURE_RESET_MIN_STREAMS && !session.destroyed) {
+          // Mostly resets: GOAWAY and close now (not a graceful close that waits on the peer).
+          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          session.destroy();
+          return;
+        }
+        if (open > 0 || session.closed || session.destroyed || limits.keepAliveTimeout <= 0) return;
         timer = setTimeout(() => closeIdle(session), limits.keepAliveTimeout);
       });
     });
