@@ -1,9 +1,11 @@
 // The built tools are the pinned versions and work against the control plane: kubectl, etcd,
-// kwok, and helm (offline `helm template` with a kubeVersion constraint, and a real install).
+// kwok, and helm (offline `helm template` with a kubeVersion constraint, and a real install);
+// the real node's binaries (kubelet, kube-proxy, CNI plugins, pause, CoreDNS, metrics-server,
+// echo-basic) are built and report their versions.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pinnedVersions, useNamespace } from '../support/cluster.js';
@@ -20,6 +22,21 @@ describe('e2e cluster: built tools', function () {
     assert.equal(kubectl.clientVersion.gitVersion, pinned.KUBERNETES_VERSION);
     assert.match(await run(env.cluster.bin.etcd, ['--version']), new RegExp(`^etcd Version: ${pinned.ETCD_VERSION.slice(1)}$`, 'm'));
     assert.match(await run(env.cluster.bin.kwok, ['--version']), new RegExp(`^kwok version ${pinned.KWOK_VERSION} `));
+  });
+
+  it('the real node binaries are built and report the pinned versions', async () => {
+    const bin = env.cluster.bin;
+    const exec = promisify(execFile);
+    for (const b of ['kubelet', 'kube-proxy']) assert.equal((await run(bin[b], ['--version'])).trim(), `Kubernetes ${pinned.KUBERNETES_VERSION}`);
+    for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) {
+      // Without CNI_COMMAND a plugin prints its build version on stderr and exits 0.
+      const { stderr } = await exec(bin[p], [], { env: { PATH: process.env.PATH }, timeout: 60_000 });
+      assert.match(stderr, new RegExp(`^CNI ${p} plugin ${pinned.CNI_PLUGINS_VERSION}$`, 'm'));
+    }
+    assert.match(await run(bin.pause, ['-v']), /^pause\.go portway-[0-9a-f]{12}$/m);
+    assert.match(await run(bin.coredns, ['-version']), new RegExp(`^CoreDNS-${pinned.COREDNS_VERSION.slice(1)}$`, 'm'));
+    assert.equal((await run(bin['metrics-server'], ['--version'])).trim(), pinned.METRICS_SERVER_VERSION);
+    accessSync(bin['echo-basic'], constants.X_OK); // no version flag: configured by environment only
   });
 
   it('helm renders offline for a chart that requires a recent Kubernetes, and installs into the cluster', async function () {
