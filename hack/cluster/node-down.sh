@@ -75,7 +75,7 @@ done
 
 # 4. Network namespaces the CRI plugin made and nothing removed (a pod that never stopped).
 if [[ -d /run/netns ]]; then
-  comm -13 <(sort "$N/netns.before" 2>/dev/null || true) <(ls /run/netns | sort) | grep '^cni-' | while read -r ns; do
+  comm -13 <(sort "$N/netns.before" 2>/dev/null || true) <(ls /run/netns | sort) | { grep '^cni-' || true; } | while read -r ns; do
     ip netns del "$ns" 2>/dev/null || true
   done
 fi
@@ -105,7 +105,7 @@ fi
 
 # 8. Directories that were not there before, if they are empty now; then the lock.
 if [[ -f "$N/made" ]]; then
-  grep '^dir ' "$N/made" | cut -d' ' -f2- | while read -r dir; do
+  { grep '^dir ' "$N/made" || true; } | cut -d' ' -f2- | while read -r dir; do
     [[ -e "$dir" ]] || continue
     # Made by this node's containerd and kubelet alone (one real node per machine): sockets
     # such as /run/containerd/s/* and /var/lib/kubelet/device-plugins/kubelet.sock remain.

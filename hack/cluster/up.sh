@@ -80,7 +80,8 @@ command -v openssl >/dev/null || die "openssl is needed to make the cluster cert
 command -v curl >/dev/null || die "curl is needed to probe the control plane"
 if [[ $PORTWAY_REAL_NODE == 1 ]]; then
   [[ $(id -u) -eq 0 ]] || die "the real node needs root; run as root, or PORTWAY_REAL_NODE=0 for kwok nodes only"
-  "$CLUSTER_DIR/deps.sh" --check >/dev/null 2>&1 || die "Debian packages for the real node are missing: $("$CLUSTER_DIR/deps.sh" --check 2>&1 | tr '\n' ' '); install them with: hack/cluster/deps.sh"
+  # Debian packages the node needs (containerd, runc, nftables, ...): installed when missing.
+  "$CLUSTER_DIR/deps.sh" || die "the real node's Debian packages could not be installed (see above); install them with hack/cluster/deps.sh, or use PORTWAY_REAL_NODE=0"
   # Images for the node (pause, CoreDNS, metrics-server, echo-basic, Portway): built or
   # refreshed before anything starts, so that a failure here leaves nothing behind.
   images_out="$("$CLUSTER_DIR/node-images.sh")" || die "could not make the node's images (see above)"
