@@ -340,7 +340,7 @@ describe('the user journey on the real node (helm install → gateway → curl t
   });
 
   it('CPU load through the LoadBalancer drives the HorizontalPodAutoscaler up', async () => {
-    await kubectl(['patch', `gatewaydeployment/${GATEWAY}`, '--type=merge', '-p', JSON.stringify({ spec: { autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4, targetCPUUtilizationPercentage: 20 }, resources: { requests: { cpu: '20m', memory: '64Mi' } } } })]);
+    await kubectl(['patch', `gatewaydeployment/${GATEWAY}`, '--type=merge', '-p', JSON.stringify({ spec: { replicas: null, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4, targetCPUUtilizationPercentage: 20 }, resources: { requests: { cpu: '20m', memory: '64Mi' } } } })]);
     await eventually(async () => (await kubectl(['get', 'hpa', GATEWAY, '-o', 'name'])).includes(GATEWAY), { timeoutMs: 60_000, what: `HPA ${GATEWAY}` });
     const load = steadyLoad(lbIp, 16);
     try {
