@@ -144,7 +144,19 @@ export function createGatewayHttp2(options: GatewayHttp2Options): GatewayHttp2 {
   return {
     server,
     serve(socket) {
+      let session: ServerHttp2Session | undefined;
+      const onSession = (s: ServerHttp2Session) => (session = s);
+      server.once('session', onSession);
       server.emit('connection', socket);
+      server.off('session', onSession);
+      // HTTP/2 has no half-close: a peer that closed its side (FIN) is gone. These sockets allow
+      // half-open connections (node's HTTP/1.1 server, the TLS listener), so nothing else ends
+      // them: the session and its socket stayed for the whole idle timeout (620 s, CLOSE-WAIT),
+      // counted as active connections. Streams in flight finish, then the session closes.
+      socket.once('end', () => {
+        if (session !== undefined && !session.closed && !session.destroyed) session.close();
+        else socket.destroy();
+      });
     },
     goAway() {
       for (const s of sessions) if (!s.closed && !s.destroyed) s.close();

@@ -103,4 +103,33 @@ describe('serve: HTTP/2 rapid reset', function () {
     assert.equal(r.status, 200);
     await r.arrayBuffer();
   });
+
+  it('an h2c client that closes its side (FIN) after its response: the proxy closes the connection, and counts it closed', async () => {
+    // Other tests' keep-alive connections may still be open (or close meanwhile).
+    const before = h.dataPlane.state.activeConnections;
+    const socket = net.connect(port, '127.0.0.1');
+    let buffered = Buffer.alloc(0);
+    const responded = new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        while (buffered.length >= 9) {
+          const length = buffered.readUIntBE(0, 3);
+          if (buffered.length < 9 + length) break;
+          const [type, flags] = [buffered[3], buffered[4]!];
+          if (type === 0x4 && (flags & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+          if (type === 0x0 && (flags & 0x1) === 1) resolve(); // DATA with END_STREAM
+          buffered = buffered.subarray(9 + length);
+        }
+      });
+    });
+    const serverEnded = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), headers(1)]));
+    await responded;
+    socket.end(); // FIN, as curl leaves an HTTP/2 connection
+    await serverEnded; // before: the proxy kept the session until its idle timeout (620 s)
+    socket.destroy();
+    while (h.dataPlane.state.activeConnections > before) await new Promise((r) => setTimeout(r, 20));
+  });
 });
