@@ -41,8 +41,12 @@ if [[ $force -eq 0 && -n "$kubelet_pid" ]] && ours "$kubelet_pid" && [[ -f "$D/k
     log "deleting the pods on $NODE_NAME"
     "${K[@]}" delete pods --all-namespaces --field-selector "spec.nodeName=$NODE_NAME" \
       --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+    # Done when no task runs: the kubelet has stopped every sandbox, and with it run the CNI
+    # plugin's DEL (exited containers stay listed until its garbage collection: not waited for).
+    # The CRI plugin removes a sandbox's cni-* network namespace after the CNI DEL.
+    new_netns() { comm -13 <(sort "$N/netns.before" 2>/dev/null || true) <(ls /run/netns 2>/dev/null | sort) | grep -c '^cni-' || true; }
     for _ in $(seq 1 60); do
-      [[ -z "$(ctr_ containers ls -q 2>/dev/null)" ]] && break
+      if ! ctr_ tasks ls 2>/dev/null | grep -q RUNNING && [[ "$(new_netns)" == 0 ]]; then break; fi
       sleep 0.5
     done
   fi
@@ -88,7 +92,8 @@ if [[ -f "$NODE_LOCK" && "$(cat "$NODE_LOCK")" != "$D" ]]; then lock_ours=0; fi
 if [[ $lock_ours -eq 1 ]]; then
   for fam in ip ip6; do nft delete table "$fam" kube-proxy 2>/dev/null || true; done
   nft delete table ip "$NFT_TABLE" 2>/dev/null || true
-  for l in "$POD_BRIDGE" "$NODE_BRIDGE"; do ip link del "$l" 2>/dev/null || true; done
+  ip netns del "$CLIENT_NETNS" 2>/dev/null || true   # its veth goes with it
+  for l in "$CLIENT_LINK" "$POD_BRIDGE" "$NODE_BRIDGE"; do ip link del "$l" 2>/dev/null || true; done
 fi
 
 # 6. cgroups the kubelet made under /portway, leaves first.
@@ -109,7 +114,9 @@ if [[ -f "$N/made" ]]; then
     [[ -e "$dir" ]] || continue
     # Made by this node's containerd and kubelet alone (one real node per machine): sockets
     # such as /run/containerd/s/* and /var/lib/kubelet/device-plugins/kubelet.sock remain.
-    case "$dir" in /run/containerd | /var/lib/kubelet | /var/log/pods | /var/log/containers) rm -rf -- "$dir"; continue ;; esac
+    case "$dir" in /run/containerd | /var/lib/kubelet | /var/lib/cni | /var/log/pods | /var/log/containers) rm -rf -- "$dir"; continue ;; esac
+    # ip netns makes /run/netns a mount point of its own.
+    if [[ "$dir" == /run/netns ]] && [[ -z "$(ls -A /run/netns)" ]]; then umount /run/netns 2>/dev/null || true; rmdir /run/netns 2>/dev/null || true; continue; fi
     find "$dir" -depth -type d -empty -delete 2>/dev/null || true
     [[ -e "$dir" ]] && log "left $dir in place: it is not empty ($(find "$dir" -mindepth 1 | head -3 | tr '\n' ' '))"
   done

@@ -5,6 +5,10 @@
 #   pw-node  (bridge, no ports)   $NODE_IP/24: the node's InternalIP, the apiserver's advertise
 #                                 address, and the LoadBalancer addresses ($LB_NET.x/32)
 #   pw-pods  (bridge, CNI)        $POD_CIDR: pods, gateway ${NODE_NET}.1.1
+#   pw-client (veth) ↔ netns pw-client: a client outside the node, as the internet is to a
+#                                 cloud load balancer: $CLIENT_IP, default route via $CLIENT_GW
+#                                 (here kube-proxy sees traffic arrive from elsewhere, so
+#                                 externalTrafficPolicy: Local keeps the client's address)
 #   routes                        the Service range and the LoadBalancer pool go to pw-node, so
 #                                 stray traffic to an unallocated ClusterIP stays here
 #   nft table ip portway-node     drops forwarding that does not touch pw-*: turning on
@@ -21,6 +25,10 @@ LB_NET="$NODE_NET.2"           # LoadBalancer pool: $LB_NET.10 .. $LB_NET.250
 LB_CIDR="$LB_NET.0/24"
 SERVICE_CIDR="10.96.0.0/16"
 CLUSTER_DNS_IP="10.96.0.10"
+CLIENT_GW="$NODE_NET.3.1"
+CLIENT_IP="$NODE_NET.3.2"
+CLIENT_NETNS=pw-client
+CLIENT_LINK=pw-client
 NODE_BRIDGE=pw-node
 POD_BRIDGE=pw-pods
 NFT_TABLE=portway-node

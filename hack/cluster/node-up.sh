@@ -73,7 +73,8 @@ phase_net() {
       die "port $p (kubelet/kube-proxy) is already in use by: $(ss -Hltnp "sport = :$p" | awk '{print $NF}' | head -1); stop that process first"
     fi
   done
-  for l in "$NODE_BRIDGE" "$POD_BRIDGE"; do
+  ip netns list 2>/dev/null | grep -qw "$CLIENT_NETNS" && die "network namespace $CLIENT_NETNS already exists (left by a cluster whose state is gone?); remove it with: ip netns del $CLIENT_NETNS"
+  for l in "$NODE_BRIDGE" "$POD_BRIDGE" "$CLIENT_LINK"; do
     ip link show "$l" >/dev/null 2>&1 && die "network interface $l already exists (left by a cluster whose state is gone?); remove it with: ip link del $l"
   done
   nft list table ip "$NFT_TABLE" >/dev/null 2>&1 && die "nft table ip $NFT_TABLE already exists; remove it with: nft delete table ip $NFT_TABLE"
@@ -100,6 +101,16 @@ phase_net() {
   # The pod bridge is made here rather than by the CNI plugin so that it can be removed by name.
   ip link add "$POD_BRIDGE" type bridge; record "link $POD_BRIDGE"
   ip link set "$POD_BRIDGE" up
+  # The outside client: a network namespace behind a veth, routed through this machine.
+  [[ -e /run/netns ]] || record "dir /run/netns"
+  ip netns add "$CLIENT_NETNS"; record "netns $CLIENT_NETNS"
+  ip link add "$CLIENT_LINK" type veth peer name eth0 netns "$CLIENT_NETNS"; record "link $CLIENT_LINK"
+  ip addr add "$CLIENT_GW/24" dev "$CLIENT_LINK"
+  ip link set "$CLIENT_LINK" up
+  ip -n "$CLIENT_NETNS" addr add "$CLIENT_IP/24" dev eth0
+  ip -n "$CLIENT_NETNS" link set eth0 up
+  ip -n "$CLIENT_NETNS" link set lo up
+  ip -n "$CLIENT_NETNS" route add default via "$CLIENT_GW"
 
   {
     echo "table ip $NFT_TABLE {"
@@ -116,7 +127,7 @@ phase_net() {
   nft -f "$N/guard.nft"; record "nft $NFT_TABLE"
 
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
-  log "node network: $NODE_BRIDGE $NODE_IP/24, pods $POD_CIDR on $POD_BRIDGE, LoadBalancer pool $LB_CIDR"
+  log "node network: $NODE_BRIDGE $NODE_IP/24, pods $POD_CIDR on $POD_BRIDGE, LoadBalancer pool $LB_CIDR, outside client $CLIENT_IP (netns $CLIENT_NETNS)"
 }
 
 alive_other() { # dir → 0 if any node component of that cluster is alive

@@ -227,6 +227,34 @@ describe('the user journey on the real node (helm install → gateway → curl t
     assert.match(echoed.pod, /^echo-/);
   });
 
+  it('externalTrafficPolicy: Local as in a cloud: a client outside the node keeps its address; the health-check node port says where endpoints are', async () => {
+    // The outside client is the network namespace hack/cluster/node-up.sh makes (pw-client,
+    // routed through this machine like the internet to a cloud load balancer).
+    const out = await runCommand('ip', ['netns', 'exec', 'pw-client', 'curl', '-sS', '--max-time', '10', '-H', `host: ${HOST}`, `http://${lbIp}/from-outside`]);
+    const echoed = JSON.parse(out) as { headers: Record<string, string[]> };
+    const xff = echoed.headers['X-Forwarded-For'] ?? echoed.headers['x-forwarded-for'];
+    const clientIp = (await runCommand('ip', ['-n', 'pw-client', '-j', '-4', 'addr', 'show', 'dev', 'eth0'])).match(/"local":"([\d.]+)"/)![1];
+    assert.deepEqual(xff, [clientIp], 'the backend sees the outside client\'s own address in X-Forwarded-For');
+    // kube-proxy answers the health-check node port on the node address: 200 and the count of
+    // local endpoints for the gateway, 503 for a LoadBalancer Service with none here.
+    const node = env.cluster.realNode!.ip;
+    const health = async (svc: string) => {
+      const port = (await kubectl(['get', 'service', svc, '-o', 'jsonpath={.spec.healthCheckNodePort}'])).trim();
+      const res = await fetch(`http://${node}:${port}/healthz`);
+      return { status: res.status, body: (await res.json()) as { localEndpoints: number } };
+    };
+    const gw = await health(GATEWAY);
+    assert.equal(gw.status, 200);
+    assert.equal(gw.body.localEndpoints, 1);
+    await apply([{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'nobody-home' }, spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', selector: { app: 'nobody-home' }, ports: [{ name: 'http', port: 80 }] } }]);
+    const empty = await eventually(async () => {
+      const h = await health('nobody-home');
+      return h.status === 503 ? h : undefined;
+    }, { timeoutMs: 30_000, what: 'health-check node port of a Service without local endpoints to answer 503' });
+    assert.equal(empty.body.localEndpoints, 0);
+    await kubectl(['delete', 'service', 'nobody-home']);
+  });
+
   let servedV1 = '';
   it('HTTPS from a `kubectl create secret tls` Secret', async () => {
     const dir = mkdtempSync(join(env.cluster.workDir, 'journey-tls-'));
