@@ -6,7 +6,10 @@
 # sysctls it changed, and the machine-wide lock. Idempotent; called by down.sh.
 #
 #   node-down.sh            tear down this cluster's node
-#   node-down.sh --force    the same without asking the apiserver to delete pods first
+#   node-down.sh --force    the same without asking the apiserver to delete pods first; also
+#                           when the state directory is gone (a cluster half torn down by hand):
+#                           processes that name it are killed and the node's named objects
+#                           (bridges, netns, nft tables, cgroups, the lock) removed
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$CLUSTER_DIR/node-net.sh"
@@ -14,8 +17,9 @@ set -euo pipefail
 D="$PORTWAY_CLUSTER_DIR"
 N="$D/node"
 force=0; [[ "${1:-}" == "--force" ]] && force=1
-[[ -d "$N" ]] || exit 0
+[[ -d "$N" || $force -eq 1 ]] || exit 0
 [[ $(id -u) -eq 0 ]] || die "removing the real node needs root"
+mkdir -p "$N"
 
 ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$D/"; }
 pid_of() { [[ -f "$D/pids/$1.pid" ]] && cat "$D/pids/$1.pid"; }
@@ -63,6 +67,10 @@ if [[ -S "$sock" ]]; then
   for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
 fi
 stop containerd 10
+# With the state directory gone there are no PID files: any process naming it is the node's.
+if [[ $force -eq 1 ]]; then
+  for p in $(pgrep -f -- "$D/" 2>/dev/null || true); do [[ $p != $$ ]] && ours "$p" && kill -KILL "$p" 2>/dev/null || true; done
+fi
 # Shims outlive containerd by design; theirs name our socket.
 for p in $(pgrep -f containerd-shim 2>/dev/null || true); do ours "$p" && kill -KILL "$p" 2>/dev/null || true; done
 # Any process still in the node's cgroups (a container whose shim is gone).
@@ -123,4 +131,5 @@ if [[ -f "$N/made" ]]; then
 fi
 [[ $lock_ours -eq 1 ]] && rm -f "$NODE_LOCK"
 rm -rf "$N"
+rmdir "$D" 2>/dev/null || true   # only when empty: --force on a state dir that was already gone
 log "real node removed"

@@ -380,7 +380,7 @@ describe('the user journey on the real node (helm install → gateway → curl t
         { timeoutMs: 240_000, intervalMs: 2_000, what: 'the HPA to want more than 3 replicas under CPU load' },
       );
       const cpu = hpa.status.currentMetrics?.find((m: any) => m.type === 'Resource' && m.resource?.name === 'cpu');
-      process.stderr.write(`[journey] HPA desired ${hpa.status.desiredReplicas} replicas at ${cpu?.resource?.current?.averageUtilization}% CPU (requests ok ${load.ok}, failed ${load.failures.length})\n`);
+      process.stderr.write(`[journey] HPA desired ${hpa.status.desiredReplicas} replicas at ${cpu?.resource?.current?.averageUtilization}% CPU (requests ok ${load.ok}, failed ${load.failures.length}${load.failures.length ? `: ${[...new Set(load.failures.map((f) => f.what))].slice(0, 5).join('; ')}` : ''})\n`);
       assert.ok(cpu?.resource?.current?.averageUtilization > 20, 'utilization measured by metrics-server is above target');
       await eventually(
         async () => Number((await kubectl(['get', `deployment/${GATEWAY}`, '-o', 'jsonpath={.spec.replicas}'])).trim()) > 3,
