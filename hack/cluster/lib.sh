@@ -55,5 +55,28 @@ PORTWAY_KCM_PORT="${PORTWAY_KCM_PORT:-46257}"
 PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-46259}"
 PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-46247}"
 
+# A kubeconfig for a client certificate <pki>/<user>.crt signed by <pki>/ca.crt.
+write_kubeconfig() { # file user server pki
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: portway
+  cluster:
+    server: $3
+    certificate-authority: $4/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $4/$2.crt
+    client-key: $4/$2.key
+contexts:
+- name: portway
+  context: {cluster: portway, user: $2}
+current-context: portway
+EOF
+  chmod 600 "$1"
+}
+
 log() { printf '[hack/cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

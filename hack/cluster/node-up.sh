@@ -148,27 +148,6 @@ cni_bin_dir() {
   echo "$d"
 }
 
-node_kubeconfig() { # file user
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: portway
-  cluster:
-    server: https://$NODE_IP:$PORTWAY_APISERVER_PORT
-    certificate-authority: $P/ca.crt
-users:
-- name: $2
-  user:
-    client-certificate: $P/$2.crt
-    client-key: $P/$2.key
-contexts:
-- name: portway
-  context: {cluster: portway, user: $2}
-current-context: portway
-EOF
-  chmod 600 "$1"
-}
 
 phase_node() {
   [[ -f "$N/made" ]] || die "node-up.sh net did not run for $D"
@@ -268,8 +247,8 @@ EOF
 
   # kubelet: a node certificate for the Node authorizer, a serving certificate for the apiserver
   # and metrics-server, webhook authn/authz against the apiserver.
-  node_kubeconfig "$N/kubelet.kubeconfig" kubelet
-  node_kubeconfig "$N/kube-proxy.kubeconfig" kube-proxy
+  write_kubeconfig "$N/kubelet.kubeconfig" kubelet "https://$NODE_IP:$PORTWAY_APISERVER_PORT" "$P"
+  write_kubeconfig "$N/kube-proxy.kubeconfig" kube-proxy "https://$NODE_IP:$PORTWAY_APISERVER_PORT" "$P"
   : >"$N/resolv.conf"   # pods with dnsPolicy Default get no nameserver of this machine's
   cat >"$N/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1

@@ -160,29 +160,8 @@ ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$P/sa.key"
 ossl pkey -in "$P/sa.key" -pubout -out "$P/sa.pub"
 chmod 600 "$P"/*.key
 
-kubeconfig() { # file user
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: portway
-  cluster:
-    server: https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT
-    certificate-authority: $P/ca.crt
-users:
-- name: $2
-  user:
-    client-certificate: $P/$2.crt
-    client-key: $P/$2.key
-contexts:
-- name: portway
-  context: {cluster: portway, user: $2}
-current-context: portway
-EOF
-  chmod 600 "$1"
-}
-kubeconfig "$D/kubeconfig" admin
-for c in kube-controller-manager kube-scheduler kwok; do kubeconfig "$D/$c.kubeconfig" "$c"; done
+write_kubeconfig "$D/kubeconfig" admin "https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT" "$P"
+for c in kube-controller-manager kube-scheduler kwok; do write_kubeconfig "$D/$c.kubeconfig" "$c" "https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT" "$P"; done
 
 # --- processes --------------------------------------------------------------------------------
 start() { # component binary args...
