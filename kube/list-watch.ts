@@ -28,7 +28,19 @@ export interface ListOptions {
   labelSelector?: string;
   limit: number;
   continueToken?: string;
+  /** Ask for metadata only (items come back as meta.k8s.io/v1 PartialObjectMetadata). */
+  metadataOnly?: boolean;
 }
+
+/**
+ * Accept headers that make the apiserver send only the objects' metadata: no spec, no status,
+ * so a reader of labels never receives the rest (RBAC has no metadata-only verb: this is the
+ * reader's own restraint). A list answers a PartialObjectMetadataList, a watch's events carry
+ * PartialObjectMetadata objects. The list form on a watch is answered 200 and then sends no
+ * event at all (kube-apiserver 1.37): a watch must ask for the single-object form.
+ */
+export const METADATA_ONLY_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const METADATA_ONLY_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export type WatchPhase = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 
@@ -38,6 +50,8 @@ export interface WatchParams {
   timeoutSeconds: number;
   /** The watch ends (resolves) when no byte has arrived for this long: the silent-watch watchdog. */
   idleMs: number;
+  /** Events carry metadata only (meta.k8s.io/v1 PartialObjectMetadata). */
+  metadataOnly?: boolean;
 }
 
 /** What a reflector needs from the Kubernetes API. */
@@ -82,7 +96,7 @@ export class HttpsListWatchClient implements ListWatchClient {
     const query: Record<string, string> = { limit: String(options.limit) };
     if (options.continueToken) query.continue = options.continueToken;
     if (options.labelSelector) query.labelSelector = options.labelSelector;
-    const res = await this.get(path, query, ANSWER_TIMEOUT_MS);
+    const res = await this.get(path, query, ANSWER_TIMEOUT_MS, options.metadataOnly ? METADATA_ONLY_LIST_ACCEPT : undefined);
     const body = await readAll(res);
     if ((res.statusCode ?? 0) >= 300) {
       // The reflector retries; with a fresh token if this one was refused.
@@ -118,7 +132,7 @@ export class HttpsListWatchClient implements ListWatchClient {
         idle.unref();
       };
       armIdle();
-      req = this.request(path, query, (r) => {
+      req = this.request(path, query, params.metadataOnly ? METADATA_ONLY_WATCH_ACCEPT : undefined, (r) => {
         res = r;
         armIdle();
         if ((r.statusCode ?? 0) >= 300) {
@@ -160,19 +174,20 @@ export class HttpsListWatchClient implements ListWatchClient {
     });
   }
 
-  private get(path: string, query: Record<string, string>, timeoutMs: number): Promise<IncomingMessage> {
+  private get(path: string, query: Record<string, string>, timeoutMs: number, accept?: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = this.request(path, query, resolve);
+      const req = this.request(path, query, accept, resolve);
       req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`GET ${path}: no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end();
     });
   }
 
-  private request(path: string, query: Record<string, string>, onResponse: (res: IncomingMessage) => void) {
+  private request(path: string, query: Record<string, string>, accept: string | undefined, onResponse: (res: IncomingMessage) => void) {
     const url = new URL(path, this.conn.server);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const headers = connectionHeaders(this.conn, this.userAgent);
+    if (accept) headers.accept = accept;
     const send = this.secure ? httpsRequest : httpRequest;
     return send(url, { method: 'GET', headers, agent: this.agent }, onResponse);
   }

@@ -19,6 +19,11 @@ export interface WatchedKind {
   /** Keep only what the consumers read (pods: labels), to bound memory. */
   slim?: (obj: StoredObject) => StoredObject;
   /**
+   * List and watch metadata only (PartialObjectMetadata): the apiserver never sends spec or
+   * status. The objects are stored under this kind and apiVersion all the same.
+   */
+  metadataOnly?: boolean;
+  /**
    * Store only the objects this returns true for (others are dropped, or deleted from the store
    * when they stop qualifying). When its answer may change, call `ReflectorSet.relist(kind)`.
    */
@@ -52,7 +57,9 @@ function withoutNoise(obj: KubeObject, kind: WatchedKind): StoredObject {
   const o = obj as unknown as StoredObject;
   const metadata = { ...o.metadata } as StoredObject['metadata'] & { managedFields?: unknown };
   delete metadata.managedFields;
-  const stored: StoredObject = { ...o, apiVersion: o.apiVersion ?? kind.apiVersion, kind: kind.kind, metadata, origin: { source: 'kubernetes' } };
+  // A metadata-only answer names its items meta.k8s.io/v1 PartialObjectMetadata: store them as what they are.
+  const apiVersion = kind.metadataOnly ? kind.apiVersion : (o.apiVersion ?? kind.apiVersion);
+  const stored: StoredObject = { ...o, apiVersion, kind: kind.kind, metadata, origin: { source: 'kubernetes' } };
   if (stored.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration']) {
     const annotations = { ...stored.metadata.annotations };
     delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
@@ -218,6 +225,7 @@ export class Reflector {
         labelSelector: this.kind.labelSelector,
         limit: 500,
         continueToken,
+        metadataOnly: this.kind.metadataOnly,
       });
       for (const item of page.items) {
         const stored = withoutNoise(item, this.kind);
@@ -250,7 +258,7 @@ export class Reflector {
     await client.watch(
       this.path,
       // The idle limit is the watchdog for a watch that went silent (bookmarks arrive every minute or so).
-      { resourceVersion: rv, labelSelector: this.kind.labelSelector, timeoutSeconds: 300, idleMs: this.options.watchIdleMs ?? 60_000 },
+      { resourceVersion: rv, labelSelector: this.kind.labelSelector, timeoutSeconds: 300, idleMs: this.options.watchIdleMs ?? 60_000, metadataOnly: this.kind.metadataOnly },
       (phase, obj) => {
         const next = obj.metadata?.resourceVersion;
         if (next) rv = next;

@@ -1,8 +1,8 @@
 // The in-cluster source of the proxy: reflectors for what a gateway reads, feeding the
 // object store. Secrets and ConfigMaps (CAs named by caCertCredentialName) are read only in
-// the proxy's own namespace, as its Role allows. The reflectors list and
-// watch over node:https (kube/list-watch.ts): @kubernetes/client-node is never loaded by the
-// proxy (it would cost about 80 MB of RSS).
+// the proxy's own namespace, as its Role allows; Pods as metadata only (their labels are all
+// it reads). The reflectors list and watch over node:https (kube/list-watch.ts):
+// @kubernetes/client-node is never loaded by the proxy (it would cost about 80 MB of RSS).
 
 import type { StoredObject } from '../config/resources.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -63,6 +63,9 @@ export function gatewayWatchedKinds(namespace: string, bindable?: BindableGatewa
       kind: 'Pod',
       apiVersion: 'v1',
       plural: 'pods',
+      // Only labels are read (DestinationRule subsets, Service selectors over EndpointSlices):
+      // the apiserver sends metadata only, never a pod's spec (env values, commands) or status.
+      metadataOnly: true,
       slim: (pod) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels } }),
     },
     { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', namespace },

@@ -8,17 +8,17 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectionFromKubeconfig, HttpsListWatchClient, KubeStatusError, type WatchPhase } from '../../../kube/list-watch.js';
+import { connectionFromKubeconfig, HttpsListWatchClient, KubeStatusError, METADATA_ONLY_LIST_ACCEPT, METADATA_ONLY_WATCH_ACCEPT, type WatchPhase } from '../../../kube/list-watch.js';
 
 describe('kube list-watch client', () => {
   let server: Server;
   let base: string;
-  const seen: Array<{ url: string; auth?: string }> = [];
+  const seen: Array<{ url: string; auth?: string; accept?: string }> = [];
   let onWatch: (res: import('node:http').ServerResponse) => void = () => {};
 
   before(async () => {
     server = createServer((req, res) => {
-      seen.push({ url: req.url!, auth: req.headers.authorization });
+      seen.push({ url: req.url!, auth: req.headers.authorization, accept: req.headers.accept });
       const url = new URL(req.url!, 'http://x');
       if (url.searchParams.get('watch') === 'true') return onWatch(res);
       if (url.pathname === '/api/v1/namespaces/ns/forbidden') {
@@ -85,6 +85,22 @@ current-context: ctx
     assert.deepEqual(events, [['ADDED', '43'], ['BOOKMARK', '44']]);
     assert.match(seen.at(-1)!.url, /resourceVersion=42/);
     assert.match(seen.at(-1)!.url, /allowWatchBookmarks=true/);
+  });
+
+  it('asks for metadata only (PartialObjectMetadataList to list, PartialObjectMetadata to watch) when told, plain JSON otherwise', async () => {
+    onWatch = (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end();
+    };
+    const c = client();
+    await c.list('/api/v1/pods', { limit: 500, labelSelector: 'meta=1', metadataOnly: true });
+    assert.equal(seen.at(-1)!.accept, METADATA_ONLY_LIST_ACCEPT);
+    await c.watch('/api/v1/pods', { resourceVersion: '1', labelSelector: 'meta=2', timeoutSeconds: 300, idleMs: 5_000, metadataOnly: true }, () => {}, () => {});
+    assert.equal(seen.at(-1)!.accept, METADATA_ONLY_WATCH_ACCEPT);
+    await c.list('/api/v1/pods', { limit: 500 });
+    assert.equal(seen.at(-1)!.accept, 'application/json');
+    await c.watch('/api/v1/pods', { resourceVersion: '1', timeoutSeconds: 300, idleMs: 5_000 }, () => {}, () => {});
+    assert.equal(seen.at(-1)!.accept, 'application/json');
   });
 
   it('ends a silent watch after the idle limit, and an aborted one at once', async () => {
