@@ -451,11 +451,23 @@ function destroyAll(b: BoundListener): void {
 }
 
 /**
- * An idle keep-alive connection (it served a request and has none in flight) closes now; a
+ * How long a keep-alive connection idle when a drain starts may still send a request (answered
+ * with `Connection: close`) before it is closed. Closing it at once raced the client's next
+ * request already on the wire: a busy keep-alive client saw "socket hang up" for the request
+ * in flight when the drain began (seen in the e2e rollout under load, 8 connections at once).
+ */
+const IDLE_CLOSE_GRACE_MS = 1_000;
+
+/**
+ * An idle keep-alive connection (it served a request and has none in flight) closes after
+ * IDLE_CLOSE_GRACE_MS unless a request arrives meanwhile (its response then closes it); a
  * connection that has not sent its first request yet is left to get `Connection: close`.
  */
 function closeIfIdle(socket: TrackedSocket): void {
-  if (socket[kServed] === true && !(socket[kActiveRequests] ?? 0)) socket.destroy();
+  if (socket[kServed] !== true || (socket[kActiveRequests] ?? 0) > 0) return;
+  setTimeout(() => {
+    if (!socket.destroyed && !(socket[kActiveRequests] ?? 0)) socket.destroy();
+  }, IDLE_CLOSE_GRACE_MS).unref();
 }
 
 /** After the last response on it: half-close once the data is flushed. */

@@ -227,6 +227,69 @@ describe('the user journey on the real node (helm install → gateway → curl t
     assert.match(echoed.pod, /^echo-/);
   });
 
+  it('a gateway deployed by injection (the seed\'s way: a plain Deployment opted in by label and annotation) runs the proxy and serves', async () => {
+    const name = 'injected-gw';
+    const labels = { app: name, istio: 'injected-gateway', 'portway.dev/inject': 'true' };
+    await apply([
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } },
+      // The RBAC of a gateway (what the operator grants its own gateways).
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${env.namespace}-${name}` }, rules: [
+        { apiGroups: ['networking.istio.io'], resources: ['gateways', 'virtualservices', 'destinationrules', 'serviceentries'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      ] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: `${env.namespace}-${name}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${env.namespace}-${name}` }, subjects: [{ kind: 'ServiceAccount', name, namespace: env.namespace }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name }, rules: [{ apiGroups: [''], resources: ['secrets', 'configmaps'], verbs: ['get', 'list', 'watch'] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: env.namespace }] },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name },
+        spec: {
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels, annotations: { 'inject.portway.dev/templates': 'gateway' } },
+            spec: { serviceAccountName: name, containers: [{ name: 'portway-proxy', image: 'auto' }] },
+          },
+        },
+      },
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'injected' },
+        spec: { selector: { istio: 'injected-gateway' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: [HOST] }] },
+      },
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: { name: 'echo-injected' },
+        spec: { hosts: [HOST], gateways: ['injected'], http: [{ route: [{ destination: { host: 'echo', port: { number: 80 } } }] }] },
+      },
+    ]);
+    await kubectl(['rollout', 'status', `deployment/${name}`, '--timeout=180s']);
+    const pod = JSON.parse(await kubectl(['get', 'pods', '-l', `app=${name}`, '-o', 'json'])).items[0];
+    assert.equal(pod.spec.containers[0].image, 'ghcr.io/portway/portway:0.1.0', 'the webhook filled in the proxy image');
+    assert.equal(pod.spec.nodeName, env.cluster.realNode!.name);
+    const r = await eventually(
+      async () => {
+        const r = await new Promise<Reply>((resolve, reject) => {
+          const req = request({ host: pod.status.podIP, port: 8080, path: '/injected', headers: { host: HOST }, agent: false, timeout: 10_000 }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: `200 from the injected gateway at ${pod.status.podIP}:8080` },
+    );
+    assert.equal((JSON.parse(r.body) as { path: string }).path, '/injected');
+    await kubectl(['delete', `deployment/${name}`, 'gateway.networking.istio.io/injected', 'virtualservice.networking.istio.io/echo-injected', `role/${name}`, `rolebinding/${name}`, `serviceaccount/${name}`, '--wait=true']);
+    await env.cluster.kubectl(['delete', `clusterrole/${env.namespace}-${name}`, `clusterrolebinding/${env.namespace}-${name}`]);
+  });
+
   it('externalTrafficPolicy: Local as in a cloud: a client outside the node keeps its address; the health-check node port says where endpoints are', async () => {
     // The outside client is the network namespace hack/cluster/node-up.sh makes (pw-client,
     // routed through this machine like the internet to a cloud load balancer).
@@ -336,7 +399,17 @@ describe('the user journey on the real node (helm install → gateway → curl t
       follow.kill();
     }
     if (load.failures.length > 0) {
-      process.stderr.write(`[journey] rollout restart at ${restartAt} ms; the old pod ${oldPod} logged:\n${oldLog.split('\n').filter((l) => !l.includes('"GET /load')).slice(-40).join('\n')}\n`);
+      const lines = oldLog.split('\n');
+      const drainAt = lines.findIndex((l) => l.includes('draining for'));
+      const servedInDrain = drainAt < 0 ? [] : lines.slice(drainAt).filter((l) => l.includes('"GET /load'));
+      process.stderr.write(
+        `[journey] load started ${new Date(t0).toISOString()}, rollout restart at +${restartAt} ms; the old pod ${oldPod} logged (requests for /load left out: ${servedInDrain.length} served after the drain began, the last: ${servedInDrain.at(-1) ?? 'none'}):\n` +
+          `${lines.filter((l) => !l.includes('"GET /load')).slice(-12).join('\n')}\n`,
+      );
+      for (const pod of JSON.parse(await kubectl(['get', 'pods', '-l', 'istio=ingressgateway', '-o', 'json'])).items as any[]) {
+        const log = (await kubectl(['logs', '--timestamps', pod.metadata.name]).catch((e) => String(e))).split('\n');
+        process.stderr.write(`[journey] the new pod ${pod.metadata.name} logged (first 4 /load lines, then the rest without them):\n${log.filter((l) => l.includes('"GET /load')).slice(0, 4).join('\n')}\n${log.filter((l) => !l.includes('"GET /load')).slice(-15).join('\n')}\n`);
+      }
     }
     assert.deepEqual(load.failures.slice(0, 20), [], `${load.failures.length} failed requests during the rollout`);
   });

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { Agent, createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { freePort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { cluster, clusterName, httpListener, route, snapshot, virtualHost } from '../../support/snapshot-builder.js';
 import type { Snapshot } from '../../../dataplane/snapshot/types.js';
@@ -182,6 +183,31 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     await h.close();
   });
 
+  it('drain: a request already sent on an idle keep-alive connection when the drain starts is answered with Connection: close, not cut off', async () => {
+    const h = await startHarness();
+    const port = await freePort();
+    await h.apply(oneRoute(1, port, 'a'));
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('latin1').on('data', (d: string) => (received += d));
+    socket.on('error', () => undefined); // a reset shows as an empty reply below
+    const ended = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+    socket.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+    await eventuallyTrue(() => completeResponse(received), 10_000, () => received);
+    // The connection is idle on the proxy's side. The next request goes on the wire, and the
+    // drain starts before the proxy has read it (same turn of the event loop): the race a busy
+    // keep-alive client runs at every drain.
+    received = '';
+    socket.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    const drained = h.dataPlane.drain(60_000, { exitOnZeroConnections: true });
+    const reply = await ended;
+    assert.match(reply, /^HTTP\/1\.1 200 /, `the request sent as the drain began was answered (got ${JSON.stringify(reply.slice(0, 80))})`);
+    assert.match(reply, /\r\nconnection: close\r\n/i);
+    assert.ok(reply.includes('/second'), 'the backend answered the second request');
+    await drained;
+    await h.close();
+  });
+
   it('drain keeps accepting and serving new connections for the whole window after the last one closed (no early exit by default)', async () => {
     const h = await startHarness();
     const port = await freePort();
@@ -203,3 +229,18 @@ describe('serve: snapshot swaps, listeners, drain', () => {
     await drained;
   });
 });
+
+async function eventuallyTrue(check: () => boolean, timeoutMs = 10_000, state: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for a condition (state: ${JSON.stringify(state().slice(0, 300))})`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A whole HTTP/1.1 response with a Content-Length body is in `text`. */
+function completeResponse(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  const length = /\r\ncontent-length: (\d+)\r\n/i.exec(text);
+  return end >= 0 && length !== null && text.length - (end + 4) >= Number(length[1]);
+}
