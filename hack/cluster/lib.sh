@@ -47,13 +47,15 @@ ECHO_BASIC="$ECHO_BASIC_BIN_DIR/echo-basic"
 # State of a running control plane (PID files, certificates, etcd data, logs, kubeconfig).
 PORTWAY_CLUSTER_DIR="${PORTWAY_CLUSTER_DIR:-${TMPDIR:-/tmp}/portway-cluster-$(id -u)}"
 
-# Ports on 127.0.0.1, chosen high and away from common defaults (override if they collide).
-PORTWAY_APISERVER_PORT="${PORTWAY_APISERVER_PORT:-46443}"
-PORTWAY_ETCD_CLIENT_PORT="${PORTWAY_ETCD_CLIENT_PORT:-46379}"
-PORTWAY_ETCD_PEER_PORT="${PORTWAY_ETCD_PEER_PORT:-46380}"
-PORTWAY_KCM_PORT="${PORTWAY_KCM_PORT:-46257}"
-PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-46259}"
-PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-46247}"
+# Ports on 127.0.0.1, away from common defaults and below the kernel's ephemeral range (32768+),
+# where an outgoing connection can take a port between the check and the bind (seen: etcd's peer
+# port 46380); override if they collide.
+PORTWAY_APISERVER_PORT="${PORTWAY_APISERVER_PORT:-24443}"
+PORTWAY_ETCD_CLIENT_PORT="${PORTWAY_ETCD_CLIENT_PORT:-24379}"
+PORTWAY_ETCD_PEER_PORT="${PORTWAY_ETCD_PEER_PORT:-24380}"
+PORTWAY_KCM_PORT="${PORTWAY_KCM_PORT:-24257}"
+PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-24259}"
+PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-24247}"
 
 # A kubeconfig for a client certificate <pki>/<user>.crt signed by <pki>/ca.crt.
 write_kubeconfig() { # file user server pki

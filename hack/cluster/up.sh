@@ -12,8 +12,8 @@
 # Environment (all optional):
 #   PORTWAY_CLUSTER_DIR      state: PID files, certificates, etcd data, logs, kubeconfigs
 #                            (default ${TMPDIR:-/tmp}/portway-cluster-$UID)
-#   PORTWAY_APISERVER_PORT   46443   PORTWAY_ETCD_CLIENT_PORT 46379  PORTWAY_ETCD_PEER_PORT 46380
-#   PORTWAY_KCM_PORT         46257   PORTWAY_SCHEDULER_PORT   46259
+#   PORTWAY_APISERVER_PORT   24443   PORTWAY_ETCD_CLIENT_PORT 24379  PORTWAY_ETCD_PEER_PORT 24380
+#   PORTWAY_KCM_PORT         24257   PORTWAY_SCHEDULER_PORT   24259
 #   PORTWAY_NODES            number of kwok nodes (default 3), zones zone-a, zone-b, zone-c, ...
 #   PORTWAY_POD_NET          first two octets of pod IPs (default 127.1: node i gets 127.1.i.0/24)
 #   PORTWAY_CACHE            where binaries are built (see build.sh)
