@@ -22,7 +22,8 @@ describe('the real node', function () {
 
   it('runs a pod from a local image that resolves cluster DNS and calls the apiserver through the kubernetes Service', async () => {
     // The Portway image's own node: DNS lookup of the kubernetes Service, then an HTTPS call to
-    // it with the pod's ServiceAccount token (a 403 for /api/v1/nodes proves the apiserver
+    // it with the pod's ServiceAccount token (agent: false: Node 24's global agent keeps the
+    // connection, and so the process, alive until the apiserver's idle timeout, 90 s) (a 403 for /api/v1/nodes proves the apiserver
     // authenticated the pod; a 401 or a connection error would not).
     const script = `
       const dns = require('node:dns').promises;
@@ -31,7 +32,7 @@ describe('the real node', function () {
         const { address } = await dns.lookup('kubernetes.default.svc.cluster.local');
         const token = fs.readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/token', 'utf8');
         const ca = fs.readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/ca.crt');
-        const res = await new Promise((resolve, reject) => require('node:https').get({ host: 'kubernetes.default.svc', path: '/api/v1/nodes', ca, headers: { authorization: 'Bearer ' + token } }, resolve).on('error', reject));
+        const res = await new Promise((resolve, reject) => require('node:https').get({ host: 'kubernetes.default.svc', path: '/api/v1/nodes', ca, agent: false, headers: { authorization: 'Bearer ' + token } }, resolve).on('error', reject));
         console.log(JSON.stringify({ address, status: res.statusCode }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const pod = {
@@ -89,7 +90,9 @@ describe('the real node', function () {
   it('a second cluster cannot take the machine\'s real node: up.sh stops at once, naming the one running, and leaves nothing behind', async function () {
     if (env.cluster.reused) this.skip();
     const stateDir = mkdtempSync(join(tmpdir(), 'portway-e2e-second-'));
-    const linksBefore = readdirSync('/sys/class/net').sort();
+    // The node's own interfaces (pods' veths come and go with the other tests' pods).
+    const nodeLinks = () => readdirSync('/sys/class/net').filter((l) => !l.startsWith('veth')).sort();
+    const linksBefore = nodeLinks();
     const [api, etcdClient, etcdPeer, kcm, sched] = await unusedPorts(5);
     const ports = { PORTWAY_APISERVER_PORT: api, PORTWAY_ETCD_CLIENT_PORT: etcdClient, PORTWAY_ETCD_PEER_PORT: etcdPeer, PORTWAY_KCM_PORT: kcm, PORTWAY_SCHEDULER_PORT: sched };
     const failure = await runCommand('bash', [join(clusterDir(), 'up.sh')], {
@@ -100,7 +103,7 @@ describe('the real node', function () {
       (e: Error) => e.message,
     );
     assert.match(failure, /another cluster's real node is running \(state in .*\); stop it with: PORTWAY_CLUSTER_DIR=/);
-    assert.deepEqual(readdirSync('/sys/class/net').sort(), linksBefore, 'no interface was added or removed');
+    assert.deepEqual(nodeLinks(), linksBefore, 'no interface was added or removed');
     assert.ok(!existsSync(join(stateDir, 'node')), 'nothing of a node was made');
     // The first cluster's node is untouched.
     assert.equal((await env.cluster.kubectl(['get', 'node', env.cluster.realNode!.name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).trim(), 'True');

@@ -78,7 +78,9 @@ describe('e2e: the operator repairs drift, respects ownership and reports throug
     });
 
     it('records events for what it creates, and counts reconciles and their duration', async () => {
-      await create('events', { autoscaling: { enabled: false } });
+      // A loadBalancerClass of the test's own: the test plays that load balancer's controller
+      // (it writes the Service's status below), and the local cluster's allocator leaves it alone.
+      await create('events', { autoscaling: { enabled: false }, service: { loadBalancerClass: 'e2e.portway.dev/test-lb' } });
       const events = await eventually(async () => {
         const list = await eventsOf('events');
         return list.some((e) => e.reason === 'Created' && /Deployment/.test(e.message ?? '')) ? list : undefined;
