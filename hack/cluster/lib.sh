@@ -57,6 +57,30 @@ PORTWAY_KCM_PORT="${PORTWAY_KCM_PORT:-24257}"
 PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-24259}"
 PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-24247}"
 
+# Processes of the cluster in $D: each has a PID file, and its command line names $D.
+alive() { # component → 0 if its PID file names a live process that we started
+  local f="$D/pids/$1.pid" pid
+  [[ -f "$f" ]] || return 1
+  pid="$(cat "$f")"
+  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$D/"
+}
+start() { # component binary args...
+  local c="$1"; shift
+  log "starting $c"
+  setsid "$@" >"$D/logs/$c.log" 2>&1 </dev/null &
+  echo $! >"$D/pids/$c.pid"
+}
+# Waits for a command to succeed; fails early when the component exited (names its log).
+wait_for() { # what seconds component command...
+  local what="$1" secs="$2" c="$3"; shift 3
+  local end=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    if ! alive "$c"; then tail -n 40 "$D/logs/$c.log" >&2; die "$c exited while waiting for $what (log: $D/logs/$c.log)"; fi
+    if (( $(date +%s) > end )); then tail -n 40 "$D/logs/$c.log" >&2; die "timed out after ${secs}s waiting for $what (log: $D/logs/$c.log)"; fi
+    sleep 0.5
+  done
+}
+
 # A kubeconfig for a client certificate <pki>/<user>.crt signed by <pki>/ca.crt.
 write_kubeconfig() { # file user server pki
   cat >"$1" <<EOF

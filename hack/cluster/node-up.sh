@@ -20,34 +20,8 @@ phase="${1:-}"
 
 [[ $(id -u) -eq 0 ]] || die "the real node needs root (network bridges, containerd, cgroups); run as root or set PORTWAY_REAL_NODE=0 for a kwok-only cluster"
 
-alive_pid() { # pidfile → 0 if it names a live process whose command line names $D
-  local pid
-  [[ -f "$1" ]] || return 1
-  pid="$(cat "$1")"
-  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$D/"
-}
 
-start() { # component binary args...
-  local c="$1"; shift
-  log "starting $c"
-  setsid "$@" >"$D/logs/$c.log" 2>&1 </dev/null &
-  echo $! >"$D/pids/$c.pid"
-}
 
-wait_for() { # what seconds component command...
-  local what="$1" secs="$2" c="$3"; shift 3
-  local end=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    if [[ -n "$c" ]] && ! alive_pid "$D/pids/$c.pid"; then
-      tail -n 40 "$D/logs/$c.log" >&2; die "$c exited while waiting for $what (log: $D/logs/$c.log)"
-    fi
-    if (( $(date +%s) > end )); then
-      [[ -n "$c" ]] && tail -n 40 "$D/logs/$c.log" >&2
-      die "timed out after ${secs}s waiting for $what${c:+ (log: $D/logs/$c.log)}"
-    fi
-    sleep 0.5
-  done
-}
 
 record() { echo "$*" >>"$N/made"; }   # what node-down.sh must undo, one line each
 

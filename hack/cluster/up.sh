@@ -44,12 +44,6 @@ print_env() {
   printf 'export PATH=%q:%q:"$PATH"\n' "$KUBE_BIN_DIR" "$HELM_BIN_DIR"
 }
 
-alive() { # component → 0 if its PID file names a live process that we started
-  local f="$D/pids/$1.pid" pid
-  [[ -f "$f" ]] || return 1
-  pid="$(cat "$f")"
-  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$D/"
-}
 
 apiserver_ready() {
   curl -sf --max-time 5 --cacert "$D/pki/ca.crt" --cert "$D/pki/admin.crt" --key "$D/pki/admin.key" \
@@ -164,21 +158,6 @@ write_kubeconfig "$D/kubeconfig" admin "https://$APISERVER_HOST:$PORTWAY_APISERV
 for c in kube-controller-manager kube-scheduler kwok; do write_kubeconfig "$D/$c.kubeconfig" "$c" "https://$APISERVER_HOST:$PORTWAY_APISERVER_PORT" "$P"; done
 
 # --- processes --------------------------------------------------------------------------------
-start() { # component binary args...
-  local c="$1"; shift
-  log "starting $c"
-  setsid "$@" >"$D/logs/$c.log" 2>&1 </dev/null &
-  echo $! >"$D/pids/$c.pid"
-}
-wait_for() { # what seconds component command...
-  local what="$1" secs="$2" c="$3"; shift 3
-  local end=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    if ! alive "$c"; then tail -n 40 "$D/logs/$c.log" >&2; die "$c exited while waiting for $what (log: $D/logs/$c.log)"; fi
-    if (( $(date +%s) > end )); then tail -n 40 "$D/logs/$c.log" >&2; die "timed out after ${secs}s waiting for $what (log: $D/logs/$c.log)"; fi
-    sleep 0.5
-  done
-}
 
 start etcd "$ETCD" --name portway --data-dir "$D/etcd" \
   --listen-client-urls "http://127.0.0.1:$PORTWAY_ETCD_CLIENT_PORT" \

@@ -34,10 +34,10 @@ interface Reply {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** GET http://<lb>:80<path> with Host: echo.example.com. */
-function httpGet(ip: string, path: string, agent?: Agent): Promise<Reply> {
+/** GET http://<ip>:<port><path> with Host: echo.example.com (port 80: the LB address; 8080: a gateway pod itself). */
+function httpGet(ip: string, path: string, agent?: Agent, port = 80): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port: 80, path, headers: { host: HOST }, agent: agent ?? false, timeout: 10_000 }, (res) => {
+    const req = request({ host: ip, port, path, headers: { host: HOST }, agent: agent ?? false, timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
@@ -272,15 +272,7 @@ describe('the user journey on the real node (helm install → gateway → curl t
     assert.equal(pod.spec.nodeName, env.cluster.realNode!.name);
     const r = await eventually(
       async () => {
-        const r = await new Promise<Reply>((resolve, reject) => {
-          const req = request({ host: pod.status.podIP, port: 8080, path: '/injected', headers: { host: HOST }, agent: false, timeout: 10_000 }, (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-          });
-          req.on('error', reject);
-          req.end();
-        });
+        const r = await httpGet(pod.status.podIP, '/injected', undefined, 8080);
         return r.status === 200 ? r : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500, what: `200 from the injected gateway at ${pod.status.podIP}:8080` },
@@ -426,14 +418,7 @@ describe('the user journey on the real node (helm install → gateway → curl t
     );
     // Each replica answers by itself (at its pod IP, on the port the Service targets).
     for (const p of pods) {
-      const r = await new Promise<Reply>((resolve, reject) => {
-        const req = request({ host: p.status.podIP, port: 8080, path: '/replica', headers: { host: HOST }, agent: false, timeout: 10_000 }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '', headers: res.headers }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const r = await httpGet(p.status.podIP, '/replica', undefined, 8080);
       assert.equal(r.status, 200, `${p.metadata.name} (${p.status.podIP}) serves`);
     }
     const gd = JSON.parse(await kubectl(['get', `gatewaydeployment/${GATEWAY}`, '-o', 'json']));
