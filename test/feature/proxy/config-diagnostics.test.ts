@@ -6,13 +6,14 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort } from '../../support/echo-backend.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { eventually } from '../proxy-tls/harness.js';
+import { writeAtomically } from '../../support/standalone-config.js';
 
 const GATEWAY = `apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -52,10 +53,6 @@ spec:
   http: [{route: [{destination: {host: a.internal}}]}]
 `;
 
-function writeAtomically(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 function diagnosticsJson(adminPort: number): Promise<Array<{ severity: string; kind: string; namespace: string; name: string; field: string; message: string }>> {
   return new Promise((resolve, reject) => {

@@ -3,7 +3,7 @@
 // configuration keeps serving, and the process neither dies nor stops serving while it reads.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.j
 import { unusedPort } from '../../support/ports.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { billionLaughs, manyServices } from '../../support/hostile-yaml.js';
+import { ingressGatewayYaml, localServiceEntryYaml, writeAtomically } from '../../support/standalone-config.js';
 
 function get(port: number, host: string, path: string, agent: Agent | false = false): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -27,24 +28,8 @@ function get(port: number, host: string, path: string, agent: Agent | false = fa
 
 /** A Gateway, a ServiceEntry for the backend and a VirtualService whose `routes` rules share one anchor. */
 function gatewayConfig(backend: EchoBackend, routes: number): string {
-  let s = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*.example.com"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backend, namespace: default}
-spec:
-  hosts: [backend.example.internal]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${backend.port}}]
-  endpoints: [{address: 127.0.0.1}]
----
+  let s = `${ingressGatewayYaml()}---
+${localServiceEntryYaml('backend', 'backend.example.internal', backend.port)}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: default}
@@ -58,10 +43,6 @@ spec:
   return s;
 }
 
-function writeAtomically(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 describe('proxy process: config files as hostile input', function () {
   this.timeout(120_000);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { closedPort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { eventually } from '../proxy-tls/harness.js';
+import { localServiceEntryYaml } from '../../support/standalone-config.js';
 
 function servedBy(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -25,16 +26,7 @@ function servedBy(port: number, path: string): Promise<string> {
 }
 
 function config(api: EchoBackend, web: EchoBackend, firstMatch: string): string {
-  const entry = (host: string, port: number) => `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${host.split('.')[0]}, namespace: default}
-spec:
-  hosts: [${host}]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${port}}]
-  endpoints: [{address: 127.0.0.1}]
-`;
+  const entry = (host: string, port: number) => `---\n${localServiceEntryYaml(host.split('.')[0]!, host, port)}`;
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: istio-system}

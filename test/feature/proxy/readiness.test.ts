@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { closedPort } from '../../support/echo-backend.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { repoRoot } from '../../support/repo-root.js';
 import { eventually } from '../proxy-tls/harness.js';
+import { writeAtomically } from '../../support/standalone-config.js';
 
 function gateway(selector: string, ports: number[]): string {
   return `apiVersion: networking.istio.io/v1
@@ -24,10 +25,6 @@ spec:
 ${ports.map((p) => `  - port: {number: ${p}, name: http-${p}, protocol: HTTP}\n    hosts: ["*"]\n`).join('')}`;
 }
 
-function writeAtomically(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 async function readiness(proxy: ProxyProcess): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${proxy.statusPort}/healthz/ready`);

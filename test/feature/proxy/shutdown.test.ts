@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { unusedPort } from '../../support/ports.js';
 import { printLogsIfFailed, startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
+import { ingressGatewayYaml, localServiceEntryYaml } from '../../support/standalone-config.js';
 
 interface Reply {
   status: number;
@@ -31,15 +32,7 @@ function get(port: number, path: string): Promise<Reply> {
 
 function config(backend: EchoBackend, mirrorPort = 9): string {
   return `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*.example.com"]
----
+${ingressGatewayYaml()}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: default}
@@ -52,24 +45,8 @@ spec:
     mirror: {host: silent.example.internal}
   - route: [{destination: {host: backend.example.internal}}]
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: silent, namespace: default}
-spec:
-  hosts: [silent.example.internal]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${mirrorPort}}]
-  endpoints: [{address: 127.0.0.1}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backend, namespace: default}
-spec:
-  hosts: [backend.example.internal]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${backend.port}}]
-  endpoints: [{address: 127.0.0.1}]
-`;
+${localServiceEntryYaml('silent', 'silent.example.internal', mirrorPort)}---
+${localServiceEntryYaml('backend', 'backend.example.internal', backend.port)}`;
 }
 
 describe('proxy process: shutdown and signals', function () {

@@ -2,12 +2,13 @@
 // Hot reload, bad input keeping the last good config, SIGTERM drain, and worker processes.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort, startEchoBackend, type EchoBackend } from '../../support/echo-backend.js';
 import { startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
+import { ingressGatewayYaml, localServiceEntryYaml, writeAtomically } from '../../support/standalone-config.js';
 
 interface Reply {
   status: number;
@@ -30,15 +31,7 @@ function get(port: number, host: string, path: string, agent?: Agent): Promise<R
 
 function config(backend: EchoBackend, prefix: string): string {
   return `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*.example.com"]
----
+${ingressGatewayYaml()}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: default}
@@ -51,22 +44,9 @@ spec:
   - match: [{uri: {prefix: /stable}}, {uri: {prefix: /delay}}]
     route: [{destination: {host: backend.example.internal}}]
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backend, namespace: default}
-spec:
-  hosts: [backend.example.internal]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${backend.port}}]
-  endpoints: [{address: 127.0.0.1}]
-`;
+${localServiceEntryYaml('backend', 'backend.example.internal', backend.port)}`;
 }
 
-/** Writes a file the way editors and kubectl-style tools do: a new file renamed into place. */
-function writeAtomically(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 describe('proxy process: standalone mode on YAML files', function () {
   this.timeout(60_000);
