@@ -58,11 +58,11 @@ PORTWAY_SCHEDULER_PORT="${PORTWAY_SCHEDULER_PORT:-24259}"
 PORTWAY_KWOK_PORT="${PORTWAY_KWOK_PORT:-24247}"
 
 # Processes of the cluster in $D: each has a PID file, and its command line names $D.
-alive() { # component → 0 if its PID file names a live process that we started
-  local f="$D/pids/$1.pid" pid
-  [[ -f "$f" ]] || return 1
-  pid="$(cat "$f")"
-  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$D/"
+alive() { # component [state dir, default $D] → 0 if its PID file names a live process of that cluster
+  local d="${2:-$D}" pid
+  [[ -f "$d/pids/$1.pid" ]] || return 1
+  pid="$(cat "$d/pids/$1.pid")"
+  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$d/"
 }
 start() { # component binary args...
   local c="$1"; shift

@@ -9,16 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 IMAGE_SCRIPTS="$CLUSTER_DIR/../image"
 
-single() { # NAME:TAG BINARY [single-binary.sh options]
-  local ref="$1" bin="$2"; shift 2
-  local out="$PORTWAY_CACHE/images/$(echo "${ref%:*}" | tr '/' '_')-${ref##*:}.tar"
-  [[ -x "$bin" ]] || die "$bin is missing (run hack/cluster/build.sh)"
-  if [[ -s "$out" && "$out" -nt "$bin" && "$out" -nt "$IMAGE_SCRIPTS/single-binary.sh" ]]; then
-    echo "$out"
-  else
-    "$IMAGE_SCRIPTS/single-binary.sh" "$ref" "$bin" --out "$out" "$@"
-  fi
-}
+single() { "$IMAGE_SCRIPTS/single-binary.sh" "$@"; }   # NAME:TAG BINARY [options]; reuses a current archive
 
 single "$PAUSE_IMAGE" "$PAUSE" --user 65535:65535
 single "$COREDNS_IMAGE" "$COREDNS" --entrypoint /coredns

@@ -35,7 +35,7 @@ phase_net() {
   if [[ -e "$NODE_LOCK" ]]; then
     local other; other="$(cat "$NODE_LOCK")"
     if [[ "$other" != "$D" ]]; then
-      if [[ -f "$other/.portway-cluster" ]] && { PORTWAY_CLUSTER_DIR="$other" alive_other "$other"; }; then
+      if [[ -f "$other/.portway-cluster" ]] && { alive kubelet "$other" || alive containerd "$other" || alive kube-proxy "$other"; }; then
         die "another cluster's real node is running (state in $other); stop it with: PORTWAY_CLUSTER_DIR=$other $CLUSTER_DIR/down.sh (or set PORTWAY_REAL_NODE=0 for a kwok-only cluster)"
       fi
       log "a real node of $other was left behind; removing what it made"
@@ -104,15 +104,6 @@ phase_net() {
   log "node network: $NODE_BRIDGE $NODE_IP/24, pods $POD_CIDR on $POD_BRIDGE, LoadBalancer pool $LB_CIDR, outside client $CLIENT_IP (netns $CLIENT_NETNS)"
 }
 
-alive_other() { # dir → 0 if any node component of that cluster is alive
-  local c pid
-  for c in kubelet containerd kube-proxy; do
-    [[ -f "$1/pids/$c.pid" ]] || continue
-    pid="$(cat "$1/pids/$c.pid")"
-    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$1/" && return 0
-  done
-  return 1
-}
 
 # --- phase 2: the node ---------------------------------------------------------------------------
 cni_bin_dir() {

@@ -46,6 +46,13 @@ uid="${user%%:*}" gid="${user#*:}"; [[ "$user" == *:* ]] || gid="$uid"
 name_file="$(echo "${ref%:*}" | tr '/' '_')-${ref##*:}"
 out="${out:-$IMAGES_CACHE/$name_file.tar}"
 mkdir -p "$(dirname "$out")"
+# Nothing changed since the archive was made (same binary, same script, same options file):
+# reuse it. --file inputs are compared too.
+if [[ -s "$out" && "$out" -nt "$binary" && "$out" -nt "$0" ]]; then
+  fresh=1
+  for f in "${files[@]}"; do [[ "$out" -nt "${f%%:*}" ]] || fresh=0; done
+  if [[ $fresh -eq 1 && -f "$out.args" && "$(cat "$out.args")" == "$ref $user ${entrypoint[*]} ${cmd[*]} ${envs[*]} ${files[*]}" ]]; then echo "$out"; exit 0; fi
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/portway-single-binary.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -87,5 +94,6 @@ tmp="$out.tmp.$$"
 rm -f "$tmp"
 skopeo copy --quiet "oci:$layout:img" "docker-archive:$tmp:$ref" >&2
 mv -f "$tmp" "$out"
+echo "$ref $user ${entrypoint[*]} ${cmd[*]} ${envs[*]} ${files[*]}" >"$out.args"
 log "made $ref: $out ($(du -k "$out" | cut -f1) KB)"
 echo "$out"
